@@ -181,49 +181,27 @@ def simulate(output_path, n_samples, n_taxa, zero_fraction, seed, to_fmt, force)
 @click.option("-o", "--out", "out_dir", default="depmicro-demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the demo's outputs (created; existing files need --force).")
 @click.option("--force", is_flag=True, help="Overwrite outputs of an earlier demo run.")
-def demo(out_dir, force):
+@click.option("--quick", is_flag=True, help="A tiny model and few steps (seconds; for tests, not for results).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(out_dir, force, quick, quiet):
     """Run the main job on the embedded example data (a simulated TCGA-like cohort).
 
-    Writes into OUT: the example table (BIOM) with its metadata, a summary (text and JSON), an
-    overview plot, and the taxon dependency graph (edges.tsv, dependencies.png) with its recovery of
-    the simulator's planted dependencies.
+    Writes into OUT: the example table (BIOM) with its metadata, a summary and an overview plot, the
+    taxon dependency graph (edges.tsv, dependencies.png) with its recovery of the planted
+    dependencies, then trains DepMicroDiff on the table, imputes it (imputed.biom and the per-entry
+    side tables), saves the model (model/) and checks the imputation against the simulator's truth
+    (imputation_check.json, imputation.png).
     """
-    from .datasets import load_example, load_example_edges
-    from .dependency import dependency_matrix
-    from .dependency_plots import labels_from_taxonomy, save_dependency_plot
-    from .inspect import format_summary, plot_summary, summarise
-    from .io import write_table
-    from .io._atomic import atomic_outputs
+    from .demo import run_demo
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    table = load_example()
-    click.echo(f"example data: {table!r}")
-    written = write_table(table, out / "example.biom", force=force)
-    summary = summarise(table)
-    with atomic_outputs({"txt": out / "summary.txt", "json": out / "summary.json"}, force=force) as temps:
-        temps["txt"].write_text(format_summary(summary) + "\n")
-        temps["json"].write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    written += [out / "summary.txt", out / "summary.json", plot_summary(table, out / "overview.png", force=force)]
-    click.echo(format_summary(summary))
-
-    deps = dependency_matrix(table, method="both", seed=0)
-    with atomic_outputs({"edges": out / "edges.tsv"}, force=force) as temps:
-        deps.edges.to_csv(temps["edges"], sep="\t", index=False)
-    written += [out / "edges.tsv", save_dependency_plot(deps, out / "dependencies.png",
-                                                        labels=labels_from_taxonomy(table.taxonomy), force=force)]
-    planted = {frozenset(pair) for pair in load_example_edges()[["source", "target"]].itertuples(index=False)}
-    called = {frozenset(pair) for pair in zip(deps.edges["source"], deps.edges["target"])}
-    hits = len(planted & called)
-    click.echo(f"dependencies: {len(called)} dependent pairs called at q < 0.05; of the {len(planted)} planted, "
-               f"{hits} recovered (recall {hits / len(planted):.2f}, precision {hits / max(len(called), 1):.2f}; "
-               "pairwise tests also call indirect dependencies)")
-    click.echo("wrote " + ", ".join(str(p) for p in written))
+    run_demo(out_dir, force=force, quick=quick, progress=not quiet, echo=click.echo)
 
 
 from .cli_deps import deps  # noqa: E402  (one module per capability)
+from .cli_model import impute, pretrain, train  # noqa: E402
 
-cli.add_command(deps)
+for _command in (deps, pretrain, train, impute):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -60,3 +60,38 @@ def small_table() -> MicrobiomeTable:
         index=taxa,
     )
     return MicrobiomeTable(counts, samples, taxa, sample_meta=meta, taxonomy=taxonomy)
+
+
+# ---------------------------------------------------------------------- a tiny random BERT (no download)
+
+HIDDEN = 32
+WORDS = [
+    "sample", "type", "primary", "tumor", "tumour", "solid", "tissue", "normal", "metastatic",
+    "pathologic", "stage", "i", "ii", "iii", "iv", "iia", "iib", "gender", "male", "female", "race",
+    "white", "asian", "age", "at", "initial", "diagnosis", "vital", "status", "alive", "dead",
+    "batch", "note", "yes", "no",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A random 2-layer BERT (hidden 32) and a WordPiece tokenizer saved with save_pretrained."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    path = tmp_path_factory.mktemp("tiny_bert")
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789:;.-")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + chars + [f"##{c}" for c in chars]
+    vocab = list(dict.fromkeys(vocab))
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(path)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(path)
+    return path

@@ -59,12 +59,19 @@ def test_simulate_writes_table_and_truth(tmp_path):
 
 
 def test_demo_runs_on_the_embedded_example(tmp_path):
-    run("demo", "-o", tmp_path / "demo")
+    run("demo", "-o", tmp_path / "demo", "--quick", "--quiet")
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     example = read_table(tmp_path / "demo" / "example.biom")
     assert summary["samples"] == example.n_samples and np.isclose(summary["zero_fraction"], example.zero_fraction, atol=1e-4)
     edges = pd.read_csv(tmp_path / "demo" / "edges.tsv", sep="\t")
     assert len(edges) > 0 and set(edges["source"]) <= set(example.taxa_ids)
     assert (tmp_path / "demo" / "dependencies.png").stat().st_size > 1000
+    imputed = read_table(tmp_path / "demo" / "imputed.biom")
+    observed = example.counts > 0
+    assert np.array_equal(imputed.counts[observed], example.counts[observed])
+    check = json.loads((tmp_path / "demo" / "imputation_check.json").read_text())
+    assert 0 <= check["dropout_auroc"] <= 1 and check["dropouts"] > 0
+    assert (tmp_path / "demo" / "model" / "model.safetensors").is_file()
+    assert (tmp_path / "demo" / "imputation.png").stat().st_size > 1000
     result = CliRunner().invoke(cli, ["demo", "-o", str(tmp_path / "demo")])
     assert result.exit_code != 0 and "--force" in result.output

@@ -38,38 +38,7 @@ from pydepmicro.text import (
 )
 
 torch.set_num_threads(1)
-
-HIDDEN = 32
-WORDS = [
-    "sample", "type", "primary", "tumor", "tumour", "solid", "tissue", "normal", "metastatic",
-    "pathologic", "stage", "i", "ii", "iii", "iv", "iia", "iib", "gender", "male", "female", "race",
-    "white", "asian", "age", "at", "initial", "diagnosis", "vital", "status", "alive", "dead",
-    "batch", "note", "yes", "no",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    """A random 2-layer BERT (hidden 32) and a WordPiece tokenizer saved with save_pretrained."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    path = tmp_path_factory.mktemp("tiny_bert")
-    chars = list("abcdefghijklmnopqrstuvwxyz0123456789:;.-")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + chars + [f"##{c}" for c in chars]
-    vocab = list(dict.fromkeys(vocab))
-    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(path)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(path)
-    return path
-
+HIDDEN = 32  # hidden size of the tiny BERT built in conftest.py
 
 @pytest.fixture(scope="module")
 def encoder(tiny_model_dir):

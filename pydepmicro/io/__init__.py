@@ -197,5 +197,7 @@ _WRITERS: dict[str, Callable] = {
     "tsv": write_delimited, "csv": write_delimited, "tcga": write_delimited,
 }
 
-__all__ = ["READ_FORMATS", "WRITE_FORMATS", "detect_format", "read_metadata", "read_table", "read_taxonomy",
-           "write_table", "output_paths"]
+from .imputation import imputation_paths, write_imputation  # noqa: E402
+
+__all__ = ["READ_FORMATS", "WRITE_FORMATS", "detect_format", "imputation_paths", "read_metadata", "read_table",
+           "read_taxonomy", "write_imputation", "write_table", "output_paths"]

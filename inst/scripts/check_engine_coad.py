@@ -1,0 +1,86 @@
+"""First accuracy check of the engine on TCMA COAD (issue 4): BENCHMARK.md protocol P1, one seed,
+both regimes, DepMicroDiff beside the per-taxon mean and KNN-10 of the same run.
+
+    python inst/scripts/check_engine_coad.py [--seed 0] [--cancer coad] [--fast] [model options k=v ...]
+
+The model is trained on the masked table only (transductive, as in the paper): the hidden entries
+never reach training. Masking happens on the log scale with the original totals (as for every
+baseline); the model gets the masked relative abundances x 100 as its counts, so its output is on
+the same scale as the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+
+from pydepmicro.datasets import load_tcma
+from pydepmicro.evaluate import baselines_for, draw_mask, imputation_metrics, masked_log_inputs
+from pydepmicro.model import DepMicroDiff
+
+KEEP = ("pcc", "per_taxon_pcc", "rmse", "false_fill", "dropout_auroc", "observed_fidelity", "coverage")
+
+
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cancer", default="coad")
+    parser.add_argument("--regimes", default="aware,blind")
+    parser.add_argument("--draws", type=int, default=8)
+    parser.add_argument("--sampler", default="ddim:25")
+    parser.add_argument("options", nargs="*", help="model/fit options as key=value")
+    args = parser.parse_args()
+    options = {k: _value(v) for k, v in (o.split("=", 1) for o in args.options)}
+    fit_keys = {"vae_steps", "dat_steps", "batch_size", "vae_lr", "dat_lr", "max_hide", "max_drop", "hide_zeros"}
+    fit_opts = {k: options.pop(k) for k in list(options) if k in fit_keys}
+
+    table = load_tcma(args.cancer)
+    mask = draw_mask(table, seed=args.seed, variant="p1")
+    print(f"{args.cancer.upper()} {table.n_samples} x {table.n_taxa}, P1 seed {args.seed}: {mask.n_drawn} entries masked")
+    rows = []
+    for regime in args.regimes.split(","):
+        truth, x = masked_log_inputs(table, mask, regime)
+        for name, fn in baselines_for(regime).items():
+            if name.startswith(("knn", "taxon_mean")):
+                t0 = time.perf_counter()
+                out = fn(x, seed=args.seed)
+                rows.append((regime, name, time.perf_counter() - t0,
+                             imputation_metrics(truth, out, mask, regime=regime)))
+        fed = table.with_counts(np.expm1(x))  # relative abundance x 100, hidden entries 0 / NaN
+        t0 = time.perf_counter()
+        model = DepMicroDiff(**options).fit(fed, seed=args.seed, **fit_opts)
+        t_fit = time.perf_counter() - t0
+        zeros = "keep" if regime == "aware" else "auto"
+        result = model.impute(fed, draws=args.draws, sampler=args.sampler, zeros=zeros, seed=args.seed)
+        t_imp = time.perf_counter() - t0 - t_fit
+        # samples with no observed count at all (every nonzero masked) cannot be put back on the count
+        # scale and are left missing: they score as 0 (a failure), not skipped
+        left = np.isnan(result.table.counts)
+        est = np.where(left, 0.0, np.log1p(np.nan_to_num(result.table.counts)))
+        spread = np.where(np.isnan(result.spread), 0.0, result.spread)
+        lower = np.maximum(est - 1.645 * spread, 0)
+        upper = est + 1.645 * spread
+        metrics = imputation_metrics(truth, est, mask, regime=regime, lower=lower, upper=upper)
+        rows.append((regime, f"depmicrodiff (zeros={zeros})", t_fit + t_imp, metrics))
+        print(f"  {regime}: {int(left.sum())} entries left missing (samples without observed counts)")
+        print(f"  {regime}: fit {t_fit:.0f} s, impute {t_imp:.0f} s; peak RSS "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)
+    print(f"\n{'regime':7} {'method':32} {'sec':>6} " + " ".join(f"{k:>10}" for k in KEEP))
+    for regime, name, sec, m in rows:
+        print(f"{regime:7} {name:32} {sec:6.1f} " + " ".join(f"{m.get(k, float('nan')):10.3f}" for k in KEEP))
+
+
+if __name__ == "__main__":
+    main()

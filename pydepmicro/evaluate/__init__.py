@@ -1,0 +1,37 @@
+"""Evaluation building blocks of the imputation benchmark (see BENCHMARK.md).
+
+- :mod:`.masks`: draw the 10% masks (P1 paper, P2 leak-free lineage masks), save/load them, and
+  hide their entries in the blind (set to 0) or aware (set to NaN) regime.
+- :mod:`.metrics`: pooled / per-taxon / per-sample accuracy, false-fill rate, dropout AUROC,
+  observed fidelity and interval coverage on the log scale; :func:`summarise` over seeds.
+- :mod:`.baselines`: the baseline imputers (zeros, taxon mean, KNN variants, SoftImpute,
+  IterativeImputer) and which run in each regime.
+
+All arrays are samples x taxa.
+"""
+
+from .baselines import (
+    BASELINES,
+    baselines_for,
+    impute_iterative,
+    impute_knn,
+    impute_softimpute,
+    impute_taxon_mean,
+    impute_zeros,
+)
+from .masks import (
+    REGIMES,
+    VARIANTS,
+    EvalMask,
+    apply_mask,
+    draw_mask,
+    lineage_relatives,
+    masked_log_inputs,
+)
+from .metrics import imputation_metrics, summarise
+
+__all__ = [
+    "BASELINES", "REGIMES", "VARIANTS", "EvalMask", "apply_mask", "baselines_for", "draw_mask",
+    "imputation_metrics", "impute_iterative", "impute_knn", "impute_softimpute",
+    "impute_taxon_mean", "impute_zeros", "lineage_relatives", "masked_log_inputs", "summarise",
+]

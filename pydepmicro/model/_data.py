@@ -1,0 +1,176 @@
+"""Tables to tensors and back for the model: checks, transforms, training-time corruption, metadata.
+
+The model never reads files; everything here takes a :class:`~pydepmicro.table.MicrobiomeTable`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import (
+    EmptyTableError,
+    IdMismatchError,
+    InvalidOptionError,
+    InvalidValueError,
+    ModelMismatchError,
+    TooFewSamplesError,
+)
+from ..table import MicrobiomeTable
+from ..transforms import preprocess
+
+MIN_TRAIN_SAMPLES = 8
+
+
+@dataclass
+class Prepared:
+    """A table on the model's scale: ``y`` (n, q) float32 log values (0 where missing), ``observed``
+    (n, q) bool, ``library_sizes`` (n,) observed totals of the counts."""
+
+    y: torch.Tensor
+    observed: torch.Tensor
+    library_sizes: np.ndarray
+
+
+def prepare(table: MicrobiomeTable, *, scale: float, log_base: float) -> Prepared:
+    values = preprocess(table.counts, scale=scale, base=log_base)
+    observed = ~np.isnan(values)
+    y = np.where(observed, values, 0.0).astype(np.float32)
+    return Prepared(torch.from_numpy(y), torch.from_numpy(observed), np.nansum(table.counts, axis=1))
+
+
+def check_table(table: MicrobiomeTable, what: str = "table") -> None:
+    if not isinstance(table, MicrobiomeTable):
+        raise InvalidValueError(
+            f"expected a MicrobiomeTable, got {type(table).__name__}",
+            hint="read it with pydepmicro.read_table() or build MicrobiomeTable(counts, sample_ids, taxa_ids)",
+        )
+    if table.n_samples == 0 or table.n_taxa == 0:
+        raise EmptyTableError(f"the {what} is empty ({table.n_samples} samples x {table.n_taxa} taxa)",
+                              path=table.source, hint="give a table with samples and taxa")
+
+
+def training_rows(table: MicrobiomeTable, *, what: str = "training table") -> np.ndarray:
+    """Indices of samples usable for training (some observed nonzero count); warns about the rest."""
+    check_table(table, what)
+    usable = np.nansum(table.counts, axis=1) > 0
+    dropped = table.sample_ids[~usable]
+    if len(dropped):
+        warnings.warn(f"{len(dropped)} sample(s) of the {what} have no observed counts and are not used for "
+                      f"training (e.g. {', '.join(map(str, dropped[:3]))})", stacklevel=3)
+    if usable.sum() < MIN_TRAIN_SAMPLES:
+        raise TooFewSamplesError(
+            f"the {what} has {int(usable.sum())} usable samples; training needs at least {MIN_TRAIN_SAMPLES}",
+            path=table.source, hint="train on a larger table, or impute with a model trained elsewhere (--model)",
+        )
+    return np.flatnonzero(usable)
+
+
+def corrupt(
+    y: torch.Tensor,
+    observed: torch.Tensor,
+    *,
+    max_hide: float,
+    max_drop: float,
+    hide_zeros: bool,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training-time masking: returns (y_in, observed_in, changed), all (B, q).
+
+    Each sample draws a hiding rate r_h ~ U(0, max_hide) and a dropout rate r_d ~ U(0, max_drop).
+    "Hidden" entries become missing (the aware regime: the model is told); "dropped" nonzero entries
+    become observed zeros (the blind regime: it is not). By default only nonzero entries are hidden,
+    because a dropout can only hide a taxon that is there; ``hide_zeros`` hides zeros as well.
+    """
+    B, q = y.shape
+    dev = y.device
+
+    def uniform(*shape):
+        return torch.rand(shape, generator=generator, device=generator.device if generator else dev).to(dev)
+
+    nonzero = observed & (y > 0)
+    hideable = observed if hide_zeros else nonzero
+    hide = hideable & (uniform(B, q) < uniform(B, 1) * max_hide)
+    drop = nonzero & ~hide & (uniform(B, q) < uniform(B, 1) * max_drop)
+    changed = hide | drop
+    y_in = torch.where(changed, torch.zeros_like(y), y)
+    return y_in, observed & ~hide, changed
+
+
+# ---------------------------------------------------------------------- taxa alignment
+
+
+@dataclass
+class Alignment:
+    """How a table's columns map onto the model's taxa.
+
+    ``model_cols`` (q_model,): for each model taxon the table column, or -1 when the table lacks it
+    (fed to the model as missing). ``table_cols``: table columns the model covers.
+    """
+
+    model_cols: np.ndarray
+    n_extra: int  # table taxa the model does not know (passed through unchanged)
+
+    @property
+    def n_absent(self) -> int:
+        return int((self.model_cols < 0).sum())
+
+
+def align_taxa(table: MicrobiomeTable, model_taxa: pd.Index, *, align: bool) -> Alignment:
+    table_taxa = pd.Index([str(t) for t in table.taxa_ids])
+    pos = table_taxa.get_indexer(model_taxa)
+    extra = table_taxa.difference(model_taxa, sort=False)
+    absent = model_taxa[pos < 0]
+    if (len(extra) or len(absent)) and not align:
+        parts = []
+        if len(absent):
+            parts.append(f"{len(absent)} of the model's {len(model_taxa)} taxa are not in the table "
+                         f"(e.g. {', '.join(map(str, absent[:3]))})")
+        if len(extra):
+            parts.append(f"{len(extra)} table taxa are unknown to the model (e.g. {', '.join(map(str, extra[:3]))})")
+        raise ModelMismatchError(
+            "the table's taxa do not match the model's: " + "; ".join(parts),
+            path=table.source,
+            hint="impute with a model trained on this table's taxa, or pass --align (align=True): shared taxa "
+                 "are imputed, taxa only in the table are left unchanged, model taxa missing from the table "
+                 "are treated as unobserved",
+        )
+    if len(absent) == len(model_taxa):
+        raise IdMismatchError("the table shares no taxa with the model", path=table.source,
+                              hint="check that taxon ids use the same naming (e.g. NCBI taxids vs names)")
+    return Alignment(pos, len(extra))
+
+
+def aligned_inputs(prep: Prepared, alignment: Alignment) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, observed) in the model's taxon order; absent taxa are unobserved zeros."""
+    cols = torch.from_numpy(np.clip(alignment.model_cols, 0, None))
+    present = torch.from_numpy(alignment.model_cols >= 0)
+    y = prep.y[:, cols] * present
+    observed = prep.observed[:, cols] & present
+    return y, observed
+
+
+# ---------------------------------------------------------------------- metadata
+
+
+def check_metadata_columns(table: MicrobiomeTable, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in table.sample_meta.columns]
+    if missing:
+        have = ", ".join(map(str, table.sample_meta.columns[:8])) or "none"
+        raise IdMismatchError(
+            f"the metadata lacks {len(missing)} column(s) the model was trained with: {', '.join(map(str, missing))}"
+            f" (it has: {have})",
+            path=table.source,
+            hint="give the metadata file with those columns (--meta), or train a model without metadata "
+                 "(--no-metadata)",
+        )
+
+
+def parse_zeros_policy(zeros: str) -> str:
+    if zeros not in ("keep", "impute", "auto"):
+        raise InvalidOptionError(f"unknown zeros policy {zeros!r}", hint="use 'keep', 'impute' or 'auto'")
+    return zeros

@@ -1,0 +1,476 @@
+"""DepMicroDiff: the user-facing model class (scvi-tools style: a thin class over a pure torch module).
+
+Workflow::
+
+    model = DepMicroDiff()                      # hyperparameters (keyword-only) = the config
+    model.pretrain_vae([read, esca, stad])      # optional: VAE on other tables (paper IV-d)
+    model.fit(coad)                             # fine-tune the VAE, find Dep, train the denoiser
+    result = model.impute(coad, draws=8)        # ImputationResult; observed entries kept exactly
+    model.save("coad_model")                    # config.json + model.safetensors + taxa.tsv
+    model = DepMicroDiff.load("coad_model")
+
+Data flow: table -> :mod:`pydepmicro.transforms` (log of relative abundance x 100) -> VAE latents ->
+denoiser -> decoder -> table. See :mod:`pydepmicro.nn.diffusion` for the conditioning.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from ..errors import InvalidOptionError, InvalidValueError
+from ..nn.dat import DependencyAwareTransformer
+from ..nn.diffusion import LatentDiffusion
+from ..nn.masks import ar_block_sizes
+from ..nn.vae import TaxonVAE
+from ..scheduler import DDPMScheduler
+from ..table import MicrobiomeTable
+from . import _data, _sampling
+from ._device import resolve_device
+from ._result import ImputationResult
+from ._train import TrainOptions, train_denoiser, train_vae
+
+AR_ORDERS = ("prevalence", "table", "random")
+DEPENDENCY_METHODS = ("both", "ftest", "mi", "none")
+
+DEFAULTS: dict[str, Any] = dict(
+    d_z=4, vae_d_model=64, vae_layers=2, vae_heads=4, vae_beta=0.01,
+    d_model=64, n_layers=3, n_heads=4, dropout=0.0,
+    n_blocks=4, ar_alpha=0.9, ar_order="prevalence", dep_mode="open", dependency="both",
+    prediction_type="v_prediction", num_train_timesteps=1000,
+    metadata="auto", metadata_mode="field", text_encoder=None,
+    scale=100.0, log_base=math.e,
+)  # fmt: skip
+
+
+class DepMicroDiff:
+    """Latent diffusion imputer for sparse microbiome tables (Sadia & Cheng, arXiv 2507.23676).
+
+    Parameters (keyword-only; see ``DEFAULTS``)
+    ----------
+    d_z : int
+        Size of the latent token of one taxon.
+    vae_d_model, vae_layers, vae_heads, vae_beta
+        VAE transformer size and KL weight.
+    d_model, n_layers, n_heads, dropout
+        Dependency-Aware Transformer size.
+    n_blocks : int
+        Number of AR blocks (1 = no autoregression); sizes by Algorithm 1 with decay ``ar_alpha``.
+    ar_order : {"prevalence", "table", "random"}
+        Order of taxa in the AR sequence: most prevalent first (default; the best-measured taxa are
+        generated first and condition the rarer ones), the table's order, or a seeded random order.
+    dep_mode : {"open", "restrict"}
+        How the dependency matrix enters the attention mask (:mod:`pydepmicro.nn.masks`).
+    dependency : {"both", "ftest", "mi", "none"}
+        How Dep is found at :meth:`fit` (:func:`pydepmicro.dependency.dependency_matrix`).
+    prediction_type : {"v_prediction", "epsilon"}
+    num_train_timesteps : int
+        T of the cosine schedule.
+    metadata : {"auto", True, False}
+        Condition on the table's sample metadata: "auto" when it has usable columns.
+    metadata_mode : {"field", "sample"}
+        One condition token per metadata field, or one per sample (:func:`pydepmicro.text.encode_metadata`).
+    text_encoder : str or None
+        Local path or cached hub name of a BERT-family model; None = packaged all-MiniLM-L6-v2.
+    scale, log_base : float
+        The transform: log_base(x / total x scale + 1). The default base is e (BENCHMARK.md).
+    device : str
+        "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+    """
+
+    def __init__(self, *, device: str = "auto", **hparams):
+        unknown = set(hparams) - set(DEFAULTS)
+        if unknown:
+            raise InvalidOptionError(f"unknown option(s): {', '.join(sorted(unknown))}",
+                                     hint=f"use some of {', '.join(DEFAULTS)}")
+        self.hparams = {**DEFAULTS, **hparams}
+        _check_hparams(self.hparams)
+        self.device = resolve_device(device)
+        self.vae: TaxonVAE | None = None
+        self.module: LatentDiffusion | None = None
+        self.taxa: pd.Index | None = None
+        self.metadata_columns: list[str] = []
+        self.encoder_config: dict | None = None
+        self._encoder = None
+        self.training: dict[str, Any] = {}
+        self.history: list[dict] = []
+        self.dependency_edges: pd.DataFrame | None = None
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.module is not None
+
+    @property
+    def history_frame(self) -> pd.DataFrame:
+        """Training curves: one row per record (phase, step, train/validation losses)."""
+        return pd.DataFrame(self.history)
+
+    def __repr__(self) -> str:
+        state = (f"fitted on {len(self.taxa)} taxa" if self.is_fitted
+                 else "VAE pretrained" if self.vae is not None else "not fitted")
+        return f"DepMicroDiff({state}, device={self.device})"
+
+    # -- metadata -----------------------------------------------------------------------------
+
+    def _text_encoder(self):
+        from ..text import TextEncoder
+
+        if self._encoder is None:
+            if self.encoder_config is not None:
+                self._encoder = TextEncoder.from_config(self.encoder_config, device=self.device)
+            else:
+                self._encoder = TextEncoder(self.hparams["text_encoder"], device=self.device)
+        return self._encoder
+
+    def _condition_tokens(self, table: MicrobiomeTable) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if not self.metadata_columns:
+            return None, None
+        from ..text import encode_metadata
+
+        _data.check_metadata_columns(table, self.metadata_columns)
+        tokens, valid = encode_metadata(table.sample_meta, self._text_encoder(), self.metadata_columns,
+                                        mode=self.hparams["metadata_mode"])
+        return tokens.to(self.device), valid.to(self.device)
+
+    def _choose_metadata(self, table: MicrobiomeTable) -> None:
+        from ..text import metadata_columns
+
+        use = self.hparams["metadata"]
+        columns = metadata_columns(table.sample_meta) if use in ("auto", True) else []
+        if use is True and not columns:
+            raise InvalidValueError(
+                "metadata conditioning was asked for but the table has no usable metadata columns",
+                path=table.source, hint="give sample metadata (--meta) or use metadata='auto'/False",
+            )
+        self.metadata_columns = [str(c) for c in columns]
+        self.encoder_config = self._text_encoder().config if columns else None
+
+    # -- VAE ----------------------------------------------------------------------------------
+
+    def _new_vae(self, vocab: Sequence[str]) -> TaxonVAE:
+        h = self.hparams
+        return TaxonVAE(vocab=list(vocab), d_z=h["d_z"], d_model=h["vae_d_model"], n_layers=h["vae_layers"],
+                        n_heads=h["vae_heads"], beta=h["vae_beta"]).to(self.device)
+
+    def pretrain_vae(
+        self,
+        tables: Sequence[MicrobiomeTable],
+        *,
+        steps: int = 2000,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> "DepMicroDiff":
+        """Train the VAE on several tables (e.g. the other cancers for a target cancer, paper IV-d).
+
+        The vocabulary is the union of their taxa; :meth:`fit` later transfers the weights of the
+        taxa the target shares (by taxon id) and fine-tunes. Returns self.
+        """
+        if isinstance(tables, MicrobiomeTable):
+            tables = [tables]
+        if not tables:
+            raise InvalidValueError("pretrain_vae needs at least one table", hint="pass a list of tables")
+        _seed_everything(seed)
+        vocab = list(dict.fromkeys(str(t) for table in tables for t in table.taxa_ids))
+        vae = self._new_vae(vocab)
+        datasets, ys, obs_all, idx_all = [], [], [], []
+        for k, table in enumerate(tables):
+            rows = _data.training_rows(table, what=f"pretraining table {k + 1} ({table.source or 'in memory'})")
+            prep = _data.prepare(table, scale=self.hparams["scale"], log_base=self.hparams["log_base"])
+            index = vae.index(table.taxa_ids)
+            train, val = _split(rows, val_fraction, seed + k)
+            datasets.append((prep.y.to(self.device), prep.observed.to(self.device), index, train, val))
+            ys.append(prep.y[train]), obs_all.append(prep.observed[train]), idx_all.append(index)
+        for y, obs, index in zip(ys, obs_all, idx_all):
+            vae.init_from_data(y.to(self.device), obs.to(self.device), index)
+        options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr)
+        start = time.perf_counter()
+        history = train_vae(vae, datasets, options, seed=seed, progress=progress, label="VAE (pretraining)")
+        self.vae = vae
+        self.history = [dict(r, phase="pretrain") for r in history]
+        self.training["pretrain"] = {**options.as_dict(), "seed": seed, "val_fraction": val_fraction,
+                                     "tables": [t.source or "in memory" for t in tables],
+                                     "n_samples": [t.n_samples for t in tables],
+                                     "seconds": round(time.perf_counter() - start, 2)}
+        return self
+
+    # -- fit ----------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        table: MicrobiomeTable,
+        *,
+        vae_steps: int = 1500,
+        dat_steps: int = 3000,
+        batch_size: int = 64,
+        vae_lr: float = 1e-3,
+        dat_lr: float = 5e-4,
+        max_hide: float = 0.3,
+        max_drop: float = 0.3,
+        hide_zeros: bool = False,
+        val_fraction: float = 0.1,
+        dep=None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> "DepMicroDiff":
+        """Fit on ``table``: fine-tune (or train) the VAE, find Dep, train the denoiser. Returns self.
+
+        Parameters
+        ----------
+        vae_steps, dat_steps : int
+            Optimiser steps of the two phases.
+        max_hide, max_drop, hide_zeros
+            Training-time masking (:func:`pydepmicro.model._data.corrupt`): per sample, up to
+            ``max_hide`` of the nonzero entries are hidden (flagged missing) and up to ``max_drop``
+            set to zero without telling the model, so it learns both regimes.
+        val_fraction : float
+            Samples held out for the validation curves (none when the table has fewer than 20).
+        dep : DependencyResult or bool array (q, q), optional
+            A precomputed Dep (rows = dependent taxon) instead of running the tests that the
+            ``dependency`` hyperparameter names.
+        seed : int
+            Seeds torch and numpy: on the CPU the same seed gives the same model.
+        """
+        _data.check_table(table)
+        rows = _data.training_rows(table)
+        _check_fraction("max_hide", max_hide)
+        _check_fraction("max_drop", max_drop)
+        _seed_everything(seed)
+        start = time.perf_counter()
+        h = self.hparams
+        taxa = pd.Index([str(t) for t in table.taxa_ids])
+        prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"])
+        y, obs = prep.y.to(self.device), prep.observed.to(self.device)
+        train_rows, val_rows = _split(rows, val_fraction, seed)
+
+        self._choose_metadata(table)
+        cond, cond_valid = self._condition_tokens(table)
+        dep = self._dependency(table.subset(samples=table.sample_ids[rows]), taxa, dep, seed)
+
+        # -- VAE: transfer from the pretrained one when there is one, then (fine-)tune -----------
+        pretrained, vae = self.vae, self._new_vae(taxa)
+        shared = vae.transfer_from(pretrained) if pretrained is not None else 0
+        vae.init_from_data(y[train_rows], obs[train_rows], vae.index(taxa))
+        vae_opts = TrainOptions(steps=vae_steps, batch_size=batch_size, lr=vae_lr, max_hide=max_hide,
+                                max_drop=max_drop, hide_zeros=hide_zeros)
+        index = vae.index(taxa)
+        history = train_vae(vae, [(y, obs, index, train_rows, val_rows)], vae_opts, seed=seed, progress=progress)
+
+        # -- denoiser ------------------------------------------------------------------------------
+        perm = self._ar_order(prep, train_rows, seed)
+        sizes = ar_block_sizes(len(taxa), h["ar_alpha"], min(h["n_blocks"], len(taxa)))
+        n_cond = 0 if cond is None else cond.shape[-1]
+        dat = DependencyAwareTransformer(
+            d_z=h["d_z"], d_model=h["d_model"], n_layers=h["n_layers"], n_heads=h["n_heads"], dropout=h["dropout"],
+            d_cond=n_cond, d_token_cond=h["d_z"] + 2, n_taxa=len(taxa), dep_mode=h["dep_mode"],
+        )
+        module = LatentDiffusion(vae, dat, vae_index=index.cpu(), ar_perm=torch.as_tensor(perm),
+                                 block_sizes=sizes, dep=torch.as_tensor(dep)).to(self.device)
+        module.set_latent_stats(y[train_rows], obs[train_rows])
+        dat_opts = TrainOptions(steps=dat_steps, batch_size=batch_size, lr=dat_lr, max_hide=max_hide,
+                                max_drop=max_drop, hide_zeros=hide_zeros)
+        history += train_denoiser(module, y, obs, cond, cond_valid, train_rows, val_rows, self.scheduler(),
+                                  dat_opts, seed=seed, progress=progress)
+
+        self.vae, self.module, self.taxa = vae, module, taxa
+        self.history = [r for r in self.history if r.get("phase") == "pretrain"] + history
+        self.training.update(fit={
+            "vae": vae_opts.as_dict(), "denoiser": dat_opts.as_dict(), "seed": seed, "val_fraction": val_fraction,
+            "n_train": len(train_rows), "n_val": len(val_rows), "table": table.source or "in memory",
+            "pretrained_taxa_shared": shared, "dependency_edges": int(np.asarray(dep).sum()),
+            "seconds": round(time.perf_counter() - start, 2), "device": str(self.device),
+        })
+        return self
+
+    def _dependency(self, table: MicrobiomeTable, taxa: pd.Index, dependency, seed: int) -> np.ndarray:
+        q = len(taxa)
+        if dependency is not None:
+            if hasattr(dependency, "attention_dep"):
+                self.dependency_edges = dependency.edges
+                return dependency.attention_dep(taxa)
+            dep = np.asarray(dependency, dtype=bool)
+            if dep.shape != (q, q):
+                raise InvalidValueError(f"dependency must be a ({q}, {q}) boolean matrix, got {dep.shape}")
+            return dep
+        method = self.hparams["dependency"]
+        if method == "none":
+            return np.zeros((q, q), dtype=bool)
+        from ..dependency import dependency_matrix
+        from ..errors import TooFewSamplesError
+
+        try:
+            result = dependency_matrix(table, method=method, seed=seed)
+        except TooFewSamplesError as exc:
+            warnings.warn(f"no dependency mask: {exc}", stacklevel=3)
+            return np.zeros((q, q), dtype=bool)
+        self.dependency_edges = result.edges
+        return result.attention_dep(taxa)
+
+    def _ar_order(self, prep: _data.Prepared, rows: np.ndarray, seed: int) -> np.ndarray:
+        order = self.hparams["ar_order"]
+        q = prep.y.shape[1]
+        if order == "table":
+            return np.arange(q)
+        if order == "random":
+            return np.random.default_rng(seed).permutation(q)
+        obs = prep.observed[rows].numpy()
+        present = (prep.y[rows].numpy() > 0) & obs
+        prevalence = present.sum(0) / np.maximum(obs.sum(0), 1)
+        return np.argsort(-prevalence, kind="stable")
+
+    def scheduler(self) -> DDPMScheduler:
+        """The training noise schedule (cosine, T steps)."""
+        return DDPMScheduler(num_train_timesteps=self.hparams["num_train_timesteps"],
+                             prediction_type=self.hparams["prediction_type"])
+
+    # -- impute -------------------------------------------------------------------------------
+
+    def impute(
+        self,
+        table: MicrobiomeTable,
+        *,
+        draws: int = 8,
+        sampler: str = "ddim:25",
+        zeros: str = "auto",
+        dropout_threshold: float = 0.5,
+        seed: int = 0,
+        batch_size: int = 512,
+        align: bool = False,
+        keep_draws: bool = False,
+        progress: bool = True,
+    ) -> ImputationResult:
+        """Impute ``table``: missing entries always, zeros by the ``zeros`` policy.
+
+        Parameters
+        ----------
+        draws : int
+            Samples drawn per sample of the table; the estimate is their mean, the spread their sd.
+        sampler : str
+            ``"ddim:K"`` (DDIM, K steps; default 25), ``"full"`` (all T DDPM steps),
+            ``"fractional:n"`` (every n-th step, n in 2, 3, 4, 20, ...), ``"adaptive"`` (more steps
+            for early AR blocks), ``"ddpm:K"`` (DDPM over K evenly spaced steps).
+        zeros : {"auto", "keep", "impute"}
+            ``keep``: zeros are true absences, only missing (NaN) entries are filled. ``impute``:
+            every zero is replaced by the model's estimate. ``auto``: a zero is replaced only when the
+            model's presence probability exceeds ``dropout_threshold`` (a dropout), by the abundance
+            the model expects given presence.
+        seed : int
+            Seeds the draws: the same model, table and seed give the same output on the CPU.
+        batch_size : int
+            Sequences (samples x draws) per forward pass: bounds memory.
+        align : bool
+            Accept a table whose taxa differ from the model's (see :func:`._data.align_taxa`).
+        keep_draws : bool
+            Return every draw in ``result.draws``.
+        """
+        self._check_fitted()
+        _data.check_table(table)
+        zeros = _data.parse_zeros_policy(zeros)
+        for name, value, low in (("draws", draws, 1), ("batch_size", batch_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidOptionError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not 0.0 < dropout_threshold < 1.0:
+            raise InvalidOptionError(f"dropout_threshold must lie in (0, 1), got {dropout_threshold}")
+        schedulers = _sampling.schedulers_for(sampler, self.hparams, len(self.module.block_sizes))
+        alignment = _data.align_taxa(table, self.taxa, align=align)
+        h = self.hparams
+        prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"])
+        y, obs = _data.aligned_inputs(prep, alignment)
+        cond, cond_valid = self._condition_tokens(table)
+        empty = prep.library_sizes <= 0
+        if empty.any():
+            warnings.warn(f"{int(empty.sum())} sample(s) have no observed counts and are left unchanged "
+                          f"(e.g. {', '.join(map(str, table.sample_ids[empty][:3]))})", stacklevel=2)
+        start = time.perf_counter()
+        est = _sampling.draw_estimates(self.module, y, obs, cond, cond_valid, schedulers, draws=draws, seed=seed,
+                                       batch_size=batch_size, device=self.device, progress=progress,
+                                       keep_draws=keep_draws, skip=torch.from_numpy(empty))
+        result = _sampling.assemble(table, prep, alignment, est, zeros=zeros, threshold=dropout_threshold,
+                                    scale=h["scale"], log_base=h["log_base"], skip=empty)
+        result.options.update(draws=draws, sampler=sampler, zeros=zeros, dropout_threshold=dropout_threshold,
+                              seed=seed, align=align, seconds=round(time.perf_counter() - start, 2),
+                              device=str(self.device), pydepmicro_version=__version__)
+        return result
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise InvalidValueError("the model is not fitted", hint="call fit(table) first, or load a trained model")
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self, path, *, force: bool = False, curves: bool = True) -> list:
+        """Write the model directory (config.json, model.safetensors, taxa.tsv, training curves)."""
+        from ._save import save_model
+
+        return save_model(self, path, force=force, curves=curves)
+
+    @classmethod
+    def load(cls, path, *, device: str = "auto") -> "DepMicroDiff":
+        """Read a model directory written by :meth:`save` (never unpickles)."""
+        from ._save import load_model
+
+        return load_model(cls, path, device=device)
+
+    def copy(self) -> "DepMicroDiff":
+        clone = copy.copy(self)
+        clone.vae = copy.deepcopy(self.vae)
+        clone.module = copy.deepcopy(self.module)
+        clone.history = list(self.history)
+        clone.training = copy.deepcopy(self.training)
+        return clone
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _seed_everything(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InvalidOptionError(f"seed must be an integer, got {seed!r}")
+    torch.manual_seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+
+
+def _split(rows: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    _check_fraction("val_fraction", val_fraction, upper=0.5)
+    if len(rows) < 20 or val_fraction == 0:
+        return rows, rows[:0]
+    shuffled = np.random.default_rng(seed).permutation(rows)
+    n_val = max(1, int(round(len(rows) * val_fraction)))
+    return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
+
+
+def _check_fraction(name: str, value: float, upper: float = 1.0) -> None:
+    if not (isinstance(value, (int, float)) and 0.0 <= value <= upper):
+        raise InvalidOptionError(f"{name} must lie in [0, {upper}], got {value!r}")
+
+
+def _check_hparams(h: dict) -> None:
+    choices = {"ar_order": AR_ORDERS, "dependency": DEPENDENCY_METHODS, "dep_mode": ("open", "restrict"),
+               "prediction_type": ("v_prediction", "epsilon"), "metadata": ("auto", True, False),
+               "metadata_mode": ("field", "sample")}
+    for name, allowed in choices.items():
+        if h[name] not in allowed:
+            raise InvalidOptionError(f"{name} must be one of {', '.join(map(str, allowed))}, got {h[name]!r}")
+    for name in ("d_z", "vae_d_model", "vae_layers", "vae_heads", "d_model", "n_layers", "n_heads", "n_blocks",
+                 "num_train_timesteps"):
+        if isinstance(h[name], bool) or not isinstance(h[name], int) or h[name] < 1:
+            raise InvalidOptionError(f"{name} must be a positive integer, got {h[name]!r}")
+    if h["vae_d_model"] % h["vae_heads"] or h["d_model"] % h["n_heads"]:
+        raise InvalidOptionError("vae_d_model and d_model must be divisible by their number of heads")
+    if not (isinstance(h["ar_alpha"], (int, float)) and h["ar_alpha"] > 0):
+        raise InvalidOptionError(f"ar_alpha must be > 0, got {h['ar_alpha']!r}")
+    if not h["log_base"] > 0 or h["log_base"] == 1 or not h["scale"] > 0:
+        raise InvalidOptionError("log_base must be > 0 and not 1, scale > 0")
+

@@ -1,0 +1,178 @@
+"""Imputation: sampler settings, batched draws from the denoiser, and the zeros policy.
+
+Per entry and draw d the model gives the decoder's presence probability p_d and abundance a_d
+(value when present) from a drawn latent; its estimate is E[y | z_d] = p_d a_d. Over the draws:
+
+- ``value``  = mean_d p_d a_d      (point estimate of a missing entry; zeros="impute")
+- ``spread`` = sd_d p_d a_d
+- ``presence_prob`` = mean_d p_d   (for an observed zero: the probability that it is a dropout)
+- ``abundance`` = mean_d a_d       (the value used for a zero judged a dropout, zeros="auto")
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import InvalidOptionError
+from ..scheduler import DDIMScheduler, DDPMScheduler
+from ..table import MicrobiomeTable
+from ..transforms import preprocess
+from ._data import Alignment, Prepared
+from ._result import ImputationResult
+
+SAMPLERS = ("ddim", "ddpm", "full", "fractional", "adaptive")
+
+
+def parse_sampler(sampler: str) -> tuple[str, int | None]:
+    """"ddim:25" -> ("ddim", 25); "full" -> ("full", None); checks names and numbers."""
+    name, _, arg = str(sampler).strip().lower().partition(":")
+    if name not in SAMPLERS:
+        raise InvalidOptionError(f"unknown sampler {sampler!r}",
+                                 hint="use ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20, ...) or adaptive")
+    if name in ("full", "adaptive"):
+        if arg:
+            raise InvalidOptionError(f"sampler {name!r} takes no number, got {sampler!r}", hint=f"use {name}")
+        return name, None
+    default = {"ddim": 25, "ddpm": 100, "fractional": 4}[name]
+    try:
+        k = int(arg) if arg else default
+    except ValueError:
+        raise InvalidOptionError(f"sampler {sampler!r}: {arg!r} is not a whole number", hint=f"e.g. {name}:{default}")
+    if k < 1:
+        raise InvalidOptionError(f"sampler {sampler!r}: the number must be >= 1", hint=f"e.g. {name}:{default}")
+    return name, k
+
+
+def schedulers_for(sampler: str, hparams: dict, n_blocks: int) -> list:
+    """One scheduler per AR block with its timestep set (only "adaptive" differs between blocks)."""
+    name, k = parse_sampler(sampler)
+    T = hparams["num_train_timesteps"]
+    config = dict(num_train_timesteps=T, prediction_type=hparams["prediction_type"])
+    if k is not None and k > T:
+        raise InvalidOptionError(f"sampler {sampler!r} asks for more than the model's {T} timesteps",
+                                 hint=f"use a number <= {T}")
+    out = []
+    for block in range(n_blocks):
+        if name == "ddim":
+            sched = DDIMScheduler(**config)
+            sched.set_timesteps("ddim", num_inference_steps=k)
+        else:
+            sched = DDPMScheduler(**config)
+            if name == "ddpm":
+                sched.set_timesteps("ddim", num_inference_steps=k)  # evenly spaced set, ancestral steps
+            elif name == "full":
+                sched.set_timesteps("full")
+            elif name == "fractional":
+                sched.set_timesteps("fractional", n=k)
+            else:
+                sched.set_timesteps("adaptive", block_index=block, n_blocks=n_blocks)
+        out.append(sched)
+    return out
+
+
+@torch.no_grad()
+def draw_estimates(
+    module,
+    y: torch.Tensor,
+    observed: torch.Tensor,
+    cond: torch.Tensor | None,
+    cond_valid: torch.Tensor | None,
+    schedulers: list,
+    *,
+    draws: int,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+    keep_draws: bool,
+    skip: torch.Tensor,
+) -> dict[str, np.ndarray]:
+    """Run the sampler over every sample not in ``skip`` (n,) bool; arrays (n, q) in model taxon order."""
+    module.eval()
+    n, q = y.shape
+    rows = torch.nonzero(~skip).flatten()
+    per_batch = max(1, batch_size // draws)
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    out = {k: np.full((n, q), np.nan) for k in ("value", "spread", "presence_prob", "abundance")}
+    all_draws = np.full((draws, n, q), np.nan) if keep_draws else None
+    chunks = [rows[i : i + per_batch] for i in range(0, len(rows), per_batch)]
+    for chunk in tqdm(chunks, desc="imputing", unit="batch", disable=not progress, leave=False):
+        yb, ob = y[chunk].to(device), observed[chunk].to(device)
+        tc = module.token_condition(yb, ob).repeat_interleave(draws, dim=0)
+        c = cv = None
+        if cond is not None:
+            c = cond[chunk.to(cond.device)].repeat_interleave(draws, dim=0)
+            cv = cond_valid[chunk.to(cond.device)].repeat_interleave(draws, dim=0)
+        z = module.sample(tc, schedulers, cond=c, cond_valid=cv, generator=gen)
+        dec = module.decode(z)
+        shape = (len(chunk), draws, q)
+        est = (dec["presence_prob"] * dec["abundance"]).reshape(shape).double().cpu().numpy()
+        prob = dec["presence_prob"].reshape(shape).double().cpu().numpy()
+        abund = dec["abundance"].reshape(shape).double().cpu().numpy()
+        idx = chunk.numpy()
+        out["value"][idx] = est.mean(1)
+        out["spread"][idx] = est.std(1, ddof=1) if draws > 1 else 0.0
+        out["presence_prob"][idx] = prob.mean(1)
+        out["abundance"][idx] = abund.mean(1)
+        if keep_draws:
+            all_draws[:, idx] = est.transpose(1, 0, 2)
+    if keep_draws:
+        out["draws"] = all_draws
+    return out
+
+
+def _to_table_order(array: np.ndarray, alignment: Alignment, n_cols: int) -> np.ndarray:
+    """Model-order (…, n, q_model) -> table order (…, n, n_cols); NaN for table taxa the model lacks."""
+    full = np.full(array.shape[:-1] + (n_cols,), np.nan)
+    have = alignment.model_cols >= 0
+    full[..., alignment.model_cols[have]] = array[..., have]
+    return full
+
+
+def assemble(
+    table: MicrobiomeTable,
+    prep: Prepared,
+    alignment: Alignment,
+    est: dict[str, np.ndarray],
+    *,
+    zeros: str,
+    threshold: float,
+    scale: float,
+    log_base: float,
+    skip: np.ndarray,
+) -> ImputationResult:
+    """Apply the zeros policy, keep observed entries, convert back to counts."""
+    Q = table.n_taxa
+    value, spread, prob, abund = (_to_table_order(est[k], alignment, Q)
+                                  for k in ("value", "spread", "presence_prob", "abundance"))
+    modelled = ~np.isnan(value)
+    log_in = preprocess(table.counts, scale=scale, base=log_base)
+    missing = np.isnan(log_in) & modelled
+    zero = (log_in == 0) & modelled
+    values = log_in.copy()
+    values[missing] = value[missing]
+    if zeros == "impute":
+        replace = zero
+        values[replace] = value[replace]
+    elif zeros == "auto":
+        replace = zero & (prob > threshold)
+        values[replace] = abund[replace]
+    else:
+        replace = np.zeros_like(zero)
+    imputed = missing | replace
+    counts = table.counts.copy()
+    library = np.asarray(prep.library_sizes, dtype=float)[:, None]
+    filled = np.expm1(values * np.log(log_base)) / scale * library
+    counts[imputed] = np.maximum(filled[imputed], 0.0)
+    dropout_prob = np.where(zero, prob, np.nan)
+    result_table = table.with_counts(counts)
+    draws = est.get("draws")
+    return ImputationResult(
+        table=result_table, values=values, imputed=imputed, spread=spread, presence_prob=prob,
+        dropout_prob=dropout_prob, draws=None if draws is None else _to_table_order(draws, alignment, Q),
+        options=dict(n_missing_filled=int(missing.sum()), n_zeros_replaced=int(replace.sum()),
+                     n_missing_left=int(np.isnan(counts).sum()), n_samples_skipped=int(skip.sum()),
+                     n_taxa_not_in_model=alignment.n_extra, n_model_taxa_absent=alignment.n_absent),
+    )

@@ -1,0 +1,220 @@
+"""LatentDiffusion: the VAE, the Dependency-Aware Transformer and the latent statistics in one module.
+
+Pure torch (no tables, no files): :class:`pydepmicro.model.DepMicroDiff` feeds it tensors.
+
+Shapes: ``y`` (B, q) values on the model's log scale (0 where missing), ``observed`` (B, q) bool,
+``cond`` (B, c, d_cond) metadata tokens with ``cond_valid`` (B, c); latents (B, q, d_z). Taxa are
+in the model's (table) order everywhere outside this module; the AR order lives in the buffer
+``ar_perm`` (position p of the AR sequence holds table column ``ar_perm[p]``).
+
+Conditioning (paper eq. 2, our reading; DESIGN.md item 3): the VAE encodes the *observed* part of
+the sample, ``mu_obs = enc(y, observed)``; the condition of taxon j is the token
+``[(1 - m_j) * mu_obs_j, 1 - m_j, y_j * (1 - m_j)]`` with m = 1 for missing entries, i.e. the latent
+and the value of the observed taxa and zeros plus the mask bit for the missing ones. The diffusion
+target is the latent of the complete sample, ``z0 = (enc(y_full, observed_full) - mean) / std``
+(latents standardised per dimension with statistics of the training table).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..scheduler import NoiseScheduler
+from .dat import DependencyAwareTransformer
+from .masks import dat_attention_mask
+from .vae import TaxonVAE
+
+__all__ = ["LatentDiffusion"]
+
+
+class LatentDiffusion(nn.Module):
+    """VAE + DAT over the q taxa of one table.
+
+    Parameters
+    ----------
+    vae : TaxonVAE
+        Its vocabulary must hold every taxon of the table (``vae_index`` gives their rows).
+    dat : DependencyAwareTransformer
+        Built with ``d_z = vae.d_z``, ``d_token_cond = vae.d_z + 2`` and ``n_taxa = q``.
+    vae_index : LongTensor (q,)
+        VAE vocabulary rows of the table's taxa, in table order.
+    ar_perm : LongTensor (q,)
+        The AR order: a permutation of 0..q-1 (table columns).
+    block_sizes : sequence of int
+        AR block sizes (sum q).
+    dep : bool tensor (q, q), optional
+        ``dep[i, j]``: taxon i depends on taxon j, table order. None = no dependencies.
+    """
+
+    def __init__(
+        self,
+        vae: TaxonVAE,
+        dat: DependencyAwareTransformer,
+        *,
+        vae_index: torch.Tensor,
+        ar_perm: torch.Tensor,
+        block_sizes: Sequence[int],
+        dep: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        q = int(vae_index.numel())
+        if sorted(int(i) for i in ar_perm) != list(range(q)):
+            raise ValueError(f"ar_perm must be a permutation of 0..{q - 1}")
+        if sum(block_sizes) != q or min(block_sizes) < 1:
+            raise ValueError(f"block sizes {list(block_sizes)} must be positive and sum to q = {q}")
+        if dat.d_z != vae.d_z or dat.config["d_token_cond"] != vae.d_z + 2 or dat.config["n_taxa"] != q:
+            raise ValueError("the DAT must have d_z = vae.d_z, d_token_cond = d_z + 2 and n_taxa = q")
+        self.vae, self.dat = vae, dat
+        self.q, self.d_z = q, vae.d_z
+        self.block_sizes = [int(b) for b in block_sizes]
+        self.register_buffer("vae_index", vae_index.long().clone())
+        self.register_buffer("ar_perm", torch.as_tensor(ar_perm).long().clone())
+        dep = torch.zeros(q, q, dtype=torch.bool) if dep is None else torch.as_tensor(dep).bool()
+        if dep.shape != (q, q):
+            raise ValueError(f"dep must be ({q}, {q}), got {tuple(dep.shape)}")
+        self.register_buffer("dep", dep.clone())
+        self.register_buffer("latent_mean", torch.zeros(self.d_z))
+        self.register_buffer("latent_std", torch.ones(self.d_z))
+
+    # -- latents -------------------------------------------------------------------------------
+
+    def encode(self, y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """Standardised posterior means (B, q, d_z) of the VAE."""
+        mu, _ = self.vae.encode(y, observed, self.vae_index)
+        return (mu - self.latent_mean) / self.latent_std
+
+    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Standardised latents (B, q, d_z) -> the VAE decoder's dict of (B, q) tensors."""
+        return self.vae.decode(z * self.latent_std + self.latent_mean, self.vae_index)
+
+    @torch.no_grad()
+    def set_latent_stats(self, y: torch.Tensor, observed: torch.Tensor, batch_size: int = 256) -> None:
+        """Per-dimension mean and sd of the VAE posterior means over a training table (B, q)."""
+        self.latent_mean.zero_()
+        self.latent_std.fill_(1.0)
+        mus = torch.cat([self.encode(y[i : i + batch_size], observed[i : i + batch_size])
+                         for i in range(0, y.shape[0], batch_size)])
+        flat = mus.reshape(-1, self.d_z)
+        self.latent_mean.copy_(flat.mean(0))
+        self.latent_std.copy_(flat.std(0).clamp_min(1e-3))
+
+    def token_condition(self, y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """Per-taxon condition (B, q, d_z + 2): [latent, 1, value] of observed taxa, zeros + mask bit
+        of missing ones (paper eq. 2)."""
+        obs = observed.to(y.dtype)
+        y0 = torch.where(observed, y, torch.zeros_like(y))
+        z_obs = self.encode(y0, observed) * obs[..., None]
+        return torch.cat([z_obs, obs[..., None], (y0 * obs)[..., None]], dim=-1)
+
+    # -- AR order helpers ------------------------------------------------------------------------
+
+    def to_ar(self, x: torch.Tensor) -> torch.Tensor:
+        """Table order -> AR order along dim 1."""
+        return x[:, self.ar_perm]
+
+    def from_ar(self, x: torch.Tensor) -> torch.Tensor:
+        """AR order -> table order along dim 1."""
+        out = torch.empty_like(x)
+        out[:, self.ar_perm] = x
+        return out
+
+    def dep_ar(self) -> torch.Tensor:
+        return self.dep[self.ar_perm][:, self.ar_perm]
+
+    def attention_mask(self, n_blocks: int, n_cond: int, cond_valid: torch.Tensor | None) -> torch.Tensor:
+        """The DAT mask for the first ``n_blocks`` AR blocks."""
+        sizes = self.block_sizes[:n_blocks]
+        s = sum(sizes)
+        return dat_attention_mask(sizes, n_cond, self.dep_ar()[:s, :s], dep_mode=self.dat.dep_mode,
+                                  cond_valid=cond_valid, device=self.dep.device)
+
+    # -- training --------------------------------------------------------------------------------
+
+    def diffusion_loss(
+        self,
+        z0: torch.Tensor,
+        token_cond: torch.Tensor,
+        scheduler: NoiseScheduler,
+        *,
+        cond: torch.Tensor | None = None,
+        cond_valid: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Denoising loss (teacher forcing over all AR blocks at once).
+
+        z0 (B, q, d_z) clean standardised latents and token_cond (B, q, d_z + 2), table order;
+        ``weight`` (B, q) per-token loss weights (default 1). One timestep per sample.
+        """
+        B = z0.shape[0]
+        device = z0.device
+        t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator, device=device)
+        noise = torch.randn(z0.shape, generator=generator, device=device, dtype=z0.dtype)
+        z0_ar, noise_ar = self.to_ar(z0), self.to_ar(noise)
+        z_t = scheduler.add_noise(z0_ar, noise_ar, t)
+        target = scheduler.training_target(z0_ar, noise_ar, t)
+        n_cond = 0 if cond is None else cond.shape[1]
+        mask = self.attention_mask(len(self.block_sizes), n_cond, cond_valid if n_cond else None)
+        pred = self.dat(
+            z_t, t, block_sizes=self.block_sizes, z_clean=z0_ar, cond=cond if n_cond else None,
+            taxon_index=self.ar_perm, token_cond=self.to_ar(token_cond), attn_mask=mask,
+        )
+        err = (pred - target).pow(2).mean(-1)  # (B, q) in AR order
+        if weight is None:
+            return err.mean()
+        w = self.to_ar(weight)
+        return (err * w).sum() / w.sum().clamp_min(1e-8)
+
+    # -- sampling --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(
+        self,
+        token_cond: torch.Tensor,
+        schedulers: Sequence[NoiseScheduler],
+        *,
+        cond: torch.Tensor | None = None,
+        cond_valid: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw clean standardised latents (B, q, d_z), table order, block by block (AR).
+
+        ``schedulers[k]`` holds the timestep set of block k (``set_timesteps`` already called).
+        Block k is denoised over a sequence cut after block k: tokens of later blocks cannot reach
+        block k's output through the mask (:func:`~pydepmicro.nn.masks.dat_attention_mask`), so
+        leaving them out changes nothing and saves their cost. Earlier blocks enter as clean
+        (generated) tokens and, re-noised to the current timestep, as noisy tokens.
+        """
+        B, device = token_cond.shape[0], token_cond.device
+        tc_ar = self.to_ar(token_cond)
+        n_cond = 0 if cond is None else cond.shape[1]
+        out = torch.zeros(B, self.q, self.d_z, device=device, dtype=token_cond.dtype)
+        start = 0
+        for k, size in enumerate(self.block_sizes):
+            end = start + size
+            mask = self.attention_mask(k + 1, n_cond, cond_valid if n_cond else None)
+            sched = schedulers[k]
+            z = torch.randn(B, size, self.d_z, generator=generator, device=device, dtype=out.dtype)
+            done = out[:, :start]
+            for t in sched.timesteps.tolist():
+                if start:
+                    noise = torch.randn(done.shape, generator=generator, device=device, dtype=out.dtype)
+                    z_in = torch.cat([sched.add_noise(done, noise, t), z], dim=1)
+                else:
+                    z_in = z
+                pred = self.dat(
+                    z_in, t, block_sizes=self.block_sizes[: k + 1], z_clean=done if start else None,
+                    cond=cond if n_cond else None, taxon_index=self.ar_perm[:end],
+                    token_cond=tc_ar[:, :end], attn_mask=mask,
+                )
+                z = sched.step(pred[:, start:end], t, z, generator=generator).prev_sample
+            out[:, start:end] = z
+            start = end
+        return self.from_ar(out)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"block_sizes": list(self.block_sizes), "q": self.q}

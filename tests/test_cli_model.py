@@ -1,0 +1,139 @@
+"""`depmicro train / impute / pretrain` on tiny models: outputs, formats, and bad input with nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pydepmicro.cli import cli
+from pydepmicro.datasets import simulate
+from pydepmicro.io import read_table, write_table
+
+TINY = ["--set", "d_z=2", "--set", "vae_d_model=16", "--set", "vae_layers=1", "--set", "vae_heads=2",
+        "--set", "d_model=16", "--set", "n_layers=1", "--set", "n_heads=2", "--set", "n_blocks=2",
+        "--set", "num_train_timesteps=100", "--vae-steps", "15", "--dat-steps", "15", "--dependency", "ftest"]
+FAST = ["--draws", "2", "--sampler", "ddim:3", "--quiet"]
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli_model")
+    table = simulate(40, 10, seed=4, zero_fraction=0.5).table
+    counts = table.counts.copy()
+    counts[0, np.flatnonzero(counts[0] > 0)[:2]] = np.nan
+    table = table.with_counts(counts)
+    write_table(table.with_metadata(table.sample_meta.iloc[:, :0]), folder / "t.tsv")
+    meta = table.sample_meta.copy()
+    meta.index.name = "sample_id"
+    meta.to_csv(folder / "meta.tsv", sep="\t")
+    write_table(table, folder / "t.biom")
+    model = folder / "model"
+    run("train", folder / "t.tsv", "--meta", folder / "meta.tsv", "--no-metadata", "-o", model, *TINY, "--quiet")
+    return folder, table
+
+
+def test_train_writes_a_model_folder(files):
+    folder, table = files
+    names = {p.name for p in (folder / "model").iterdir()}
+    assert {"config.json", "model.safetensors", "taxa.tsv", "training_curves.csv", "training_curves.png"} <= names
+    taxa = pd.read_csv(folder / "model" / "taxa.tsv", sep="\t", dtype=str)["taxon_id"].tolist()
+    assert taxa == list(table.taxa_ids)
+
+
+def test_impute_with_model_keeps_format_observed_and_writes_side_tables(files, tmp_path):
+    folder, table = files
+    out = tmp_path / "imputed.tsv"
+    result = run("impute", folder / "t.tsv", "--model", folder / "model", "-o", out, "--zeros", "keep", *FAST)
+    assert "wall time" in result.output and "peak memory" in result.output
+    imputed = read_table(out)
+    obs = ~np.isnan(table.counts)
+    assert np.array_equal(imputed.counts[obs], table.counts[obs])
+    assert not np.isnan(imputed.counts).any()
+    mask = pd.read_csv(tmp_path / "imputed.imputed_mask.tsv", sep="\t", index_col=0)
+    assert mask.shape == (table.n_taxa, table.n_samples)  # taxa as rows, like the table
+    assert np.array_equal(mask.T.to_numpy() == 1, np.isnan(table.counts))
+    for name in ("spread", "dropout_prob"):
+        assert (tmp_path / f"imputed.{name}.tsv").is_file()
+
+
+def test_same_seed_same_output_from_the_cli(files, tmp_path):
+    folder, _ = files
+    for name in ("a", "b"):
+        run("impute", folder / "t.biom", "--model", folder / "model", "-o", tmp_path / f"{name}.biom", *FAST)
+    assert np.array_equal(read_table(tmp_path / "a.biom").counts, read_table(tmp_path / "b.biom").counts)
+
+
+def test_transductive_impute_to_h5ad_with_layers_and_saved_model(files, tmp_path):
+    folder, table = files
+    out = tmp_path / "imputed.h5ad"
+    run("impute", folder / "t.biom", "-o", out, "--save-model", tmp_path / "m", "--no-metadata", *TINY, *FAST)
+    adata = anndata.read_h5ad(out)
+    assert {"imputed_mask", "spread", "dropout_prob", "log_values"} <= set(adata.layers)
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["kind"] == "depmicrodiff"
+
+
+def test_bad_input_is_one_line_and_writes_nothing(files, tmp_path):
+    folder, table = files
+    out = tmp_path / "x.tsv"
+    # metadata without some of the table's samples
+    meta = pd.read_csv(folder / "meta.tsv", sep="\t").iloc[3:]
+    meta.to_csv(tmp_path / "short_meta.tsv", sep="\t", index=False)
+    result = run("impute", folder / "t.tsv", "--meta", tmp_path / "short_meta.tsv", "--model", folder / "model",
+                 "-o", out, *FAST, ok=False)
+    assert result.exit_code == 2 and "depmicro: error:" in result.output and "metadata" in result.output
+    # a model from another table
+    other = simulate(30, 12, seed=8).table
+    write_table(other, tmp_path / "other.tsv")
+    result = run("impute", tmp_path / "other.tsv", "--model", folder / "model", "-o", out, *FAST, ok=False)
+    assert result.exit_code == 2 and "--align" in result.output
+    # a GPU asked for where none exists
+    import torch
+
+    if not torch.cuda.is_available():
+        result = run("impute", folder / "t.tsv", "--model", folder / "model", "-o", out, "--device", "cuda",
+                     *FAST, ok=False)
+        assert result.exit_code == 2 and "no CUDA GPU" in result.output
+    # options that only apply to training, and a malformed sampler
+    result = run("impute", folder / "t.tsv", "--model", folder / "model", "-o", out, "--set", "d_model=8",
+                 ok=False)
+    assert result.exit_code == 2 and "only apply when training" in result.output
+    result = run("impute", folder / "t.tsv", "--model", folder / "model", "-o", out, "--sampler", "ddim:x",
+                 ok=False)
+    assert result.exit_code == 2 and "sampler" in result.output
+    assert not any(tmp_path.glob("x*")), "nothing may be written on an error"
+
+
+def test_existing_output_refused_before_any_work(files, tmp_path):
+    folder, _ = files
+    out = tmp_path / "done.tsv"
+    out.write_text("keep me")
+    result = run("impute", folder / "t.tsv", "--model", folder / "model", "-o", out, *FAST, ok=False)
+    assert result.exit_code == 2 and "--force" in result.output
+    assert out.read_text() == "keep me"
+    assert not (tmp_path / "done.imputed_mask.tsv").exists()
+
+
+def test_pretrain_then_train_with_it(files, tmp_path):
+    folder, _ = files
+    run("pretrain", folder / "t.tsv", folder / "t.biom", "-o", tmp_path / "vae", "--steps", "10", "--quiet",
+        *TINY[:18])
+    assert json.loads((tmp_path / "vae" / "config.json").read_text())["kind"] == "vae"
+    run("train", folder / "t.tsv", "--pretrained", tmp_path / "vae", "-o", tmp_path / "m", "--no-metadata",
+        "--vae-steps", "5", "--dat-steps", "5", "--dependency", "none", "--quiet")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["training"]["fit"]["pretrained_taxa_shared"] == 10
+    result = run("impute", folder / "t.tsv", "--model", tmp_path / "vae", "-o", tmp_path / "y.tsv", ok=False)
+    assert result.exit_code == 2 and "pretrained VAE only" in result.output

@@ -1,0 +1,216 @@
+"""DepMicroDiff end to end on tiny models: observed entries kept, seeds, save/load, taxa checks, policies.
+
+Models here are deliberately tiny (d_model 16, a few dozen steps): the tests check behaviour, not
+accuracy (that is inst/scripts/check_engine_coad.py and the benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
+
+from pydepmicro.datasets import simulate  # noqa: E402
+from pydepmicro.errors import (  # noqa: E402
+    IdMismatchError,
+    InputFormatError,
+    InvalidOptionError,
+    InvalidValueError,
+    ModelMismatchError,
+    OutputExistsError,
+)
+from pydepmicro.model import DepMicroDiff, impute, parse_sampler  # noqa: E402
+from pydepmicro.table import MicrobiomeTable  # noqa: E402
+
+TINY = dict(d_z=2, vae_d_model=16, vae_layers=1, vae_heads=2, d_model=16, n_layers=1, n_heads=2, n_blocks=3,
+            dependency="ftest", num_train_timesteps=100)
+STEPS = dict(vae_steps=25, dat_steps=25, progress=False)
+
+
+def _table(seed=3, n=48, q=12, metadata=False) -> MicrobiomeTable:
+    table = simulate(n, q, seed=seed, zero_fraction=0.5, metadata=metadata).table
+    counts = table.counts.copy()
+    rng = np.random.default_rng(seed)
+    nonzero = np.argwhere(counts > 0)
+    pick = nonzero[rng.choice(len(nonzero), size=20, replace=False)]
+    counts[pick[:, 0], pick[:, 1]] = np.nan  # some missing entries to fill
+    return table.with_counts(counts)
+
+
+@pytest.fixture(scope="module")
+def table() -> MicrobiomeTable:
+    return _table()
+
+
+@pytest.fixture(scope="module")
+def model(table) -> DepMicroDiff:
+    return DepMicroDiff(metadata=False, device="cpu", **TINY).fit(table, seed=0, **STEPS)
+
+
+def _observed_nonzero(table):
+    return ~np.isnan(table.counts) & (table.counts > 0)
+
+
+@pytest.mark.parametrize("zeros", ["keep", "auto", "impute"])
+def test_observed_entries_unchanged_and_missing_filled(model, table, zeros):
+    result = model.impute(table, draws=2, sampler="ddim:5", zeros=zeros, progress=False)
+    obs = _observed_nonzero(table)
+    assert np.array_equal(result.table.counts[obs], table.counts[obs])  # bit for bit
+    missing = np.isnan(table.counts)
+    assert not np.isnan(result.table.counts).any()
+    assert result.imputed[missing].all()
+    assert (result.table.counts[missing] >= 0).all()
+    zero = table.counts == 0
+    if zeros == "keep":
+        assert np.array_equal(result.imputed, missing)
+        assert (result.table.counts[zero] == 0).all()
+    elif zeros == "impute":
+        assert result.imputed[zero].all()
+    else:  # auto: replaced exactly where the dropout probability is above the threshold
+        assert np.array_equal(result.imputed[zero], result.dropout_prob[zero] > 0.5)
+    assert np.isnan(result.dropout_prob[~zero]).all()
+    assert ((result.dropout_prob[zero] >= 0) & (result.dropout_prob[zero] <= 1)).all()
+    assert (result.spread[~np.isnan(result.spread)] >= 0).all()
+    assert result.options["n_missing_filled"] == int(missing.sum())
+
+
+def test_same_seed_same_output_other_seed_differs(model, table):
+    a = model.impute(table, draws=2, sampler="ddim:5", seed=1, progress=False)
+    b = model.impute(table, draws=2, sampler="ddim:5", seed=1, progress=False)
+    c = model.impute(table, draws=2, sampler="ddim:5", seed=2, progress=False)
+    assert np.array_equal(a.values, b.values, equal_nan=True)
+    assert not np.array_equal(a.values, c.values, equal_nan=True)
+
+
+def test_fit_is_repeatable_on_cpu(table, model):
+    again = DepMicroDiff(metadata=False, device="cpu", **TINY).fit(table, seed=0, **STEPS)
+    for (name, p), (_, q) in zip(model.module.state_dict().items(), again.module.state_dict().items()):
+        assert torch.equal(p, q), name
+
+
+def test_save_load_impute_same_output_without_pickle(model, table, tmp_path, monkeypatch):
+    files = {p.name for p in model.save(tmp_path / "m")}
+    assert {"config.json", "model.safetensors", "taxa.tsv", "training_curves.csv", "training_curves.png"} <= files
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["kind"] == "depmicrodiff" and config["n_taxa"] == table.n_taxa
+    assert config["hparams"]["d_model"] == 16 and len(config["ar_order"]) == table.n_taxa
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading must not unpickle")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    loaded = DepMicroDiff.load(tmp_path / "m", device="cpu")
+    a = model.impute(table, draws=2, sampler="ddim:5", seed=4, progress=False)
+    b = loaded.impute(table, draws=2, sampler="ddim:5", seed=4, progress=False)
+    assert np.array_equal(a.table.counts, b.table.counts)
+    assert np.array_equal(a.spread, b.spread, equal_nan=True)
+    assert len(loaded.history) == len(model.history)
+
+
+def test_save_refuses_existing_folder_and_load_refuses_damage(model, tmp_path):
+    model.save(tmp_path / "m")
+    with pytest.raises(OutputExistsError):
+        model.save(tmp_path / "m")
+    model.save(tmp_path / "m", force=True)
+    (tmp_path / "m" / "config.json").write_text("{not json")
+    with pytest.raises(InputFormatError, match="not valid JSON"):
+        DepMicroDiff.load(tmp_path / "m")
+    with pytest.raises(InputFormatError, match="missing"):
+        DepMicroDiff.load(tmp_path)
+
+
+def test_other_taxa_refused_unless_aligned(model, table):
+    other = _table(seed=9, q=14)
+    with pytest.raises(ModelMismatchError, match="--align"):
+        model.impute(other, progress=False)
+    # a table with two model taxa dropped and one unknown taxon added
+    sub = table.subset(taxa=table.taxa_ids[2:])
+    extra = np.full((table.n_samples, 1), 5.0)
+    counts = np.hstack([sub.counts, extra])
+    wider = MicrobiomeTable(counts, sub.sample_ids, list(sub.taxa_ids) + ["unknown_taxon"])
+    with pytest.raises(ModelMismatchError, match="2 of the model's 12 taxa are not in the table"):
+        model.impute(wider, progress=False)
+    result = model.impute(wider, align=True, draws=2, sampler="ddim:5", progress=False)
+    assert np.array_equal(result.table.counts[:, -1], extra[:, 0])  # unknown taxon passed through
+    assert not result.imputed[:, -1].any() and np.isnan(result.spread[:, -1]).all()
+    assert result.options["n_model_taxa_absent"] == 2 and result.options["n_taxa_not_in_model"] == 1
+
+
+def test_reordered_taxa_give_the_same_imputation(model, table):
+    order = table.taxa_ids[::-1]
+    a = model.impute(table, draws=2, sampler="ddim:5", progress=False)
+    b = model.impute(table.subset(taxa=order), draws=2, sampler="ddim:5", progress=False)
+    assert np.allclose(a.frame("values")[order].to_numpy(), b.values)
+
+
+def test_all_zero_sample_left_alone(model, table):
+    counts = table.counts.copy()
+    counts[0] = 0.0
+    with pytest.warns(UserWarning, match="no observed counts"):
+        result = model.impute(table.with_counts(counts), draws=2, sampler="ddim:5", progress=False)
+    assert (result.table.counts[0] == 0).all() and not result.imputed[0].any()
+
+
+@pytest.mark.parametrize("sampler", ["ddim:3", "ddpm:4", "fractional:20", "adaptive"])
+def test_samplers_run(model, table, sampler):
+    result = model.impute(table, draws=1, sampler=sampler, progress=False)
+    assert np.isfinite(result.values[np.isnan(table.counts)]).all()
+
+
+def test_bad_options_are_clear_errors(model, table):
+    for bad in ("dpm", "ddim:x", "ddim:0", "full:3"):
+        with pytest.raises(InvalidOptionError):
+            parse_sampler(bad)
+    with pytest.raises(InvalidOptionError, match="zeros"):
+        model.impute(table, zeros="sometimes")
+    with pytest.raises(InvalidOptionError, match="more than"):
+        model.impute(table, sampler="ddim:5000")
+    with pytest.raises(InvalidOptionError, match="unknown option"):
+        DepMicroDiff(d_modle=3)
+    with pytest.raises(InvalidValueError, match="not fitted"):
+        DepMicroDiff().impute(table)
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidOptionError, match="no CUDA GPU"):
+            DepMicroDiff(device="cuda")
+
+
+def test_pretrained_vae_transfers_by_taxon_id(table, tmp_path):
+    a, b = _table(seed=5, n=40, q=12), _table(seed=6, n=40, q=12)
+    pre = DepMicroDiff(metadata=False, device="cpu", **TINY).pretrain_vae([a, b], steps=20, progress=False)
+    pre.save(tmp_path / "vae")
+    assert json.loads((tmp_path / "vae" / "config.json").read_text())["kind"] == "vae"
+    loaded = DepMicroDiff.load(tmp_path / "vae")
+    assert not loaded.is_fitted and loaded.vae is not None
+    loaded.fit(table, seed=0, **STEPS)
+    assert loaded.training["fit"]["pretrained_taxa_shared"] == 12  # simulate() names taxa alike
+    assert {r["phase"] for r in loaded.history} == {"pretrain", "vae", "denoiser"}
+
+
+def test_metadata_conditioning_and_missing_columns(tiny_model_dir):
+    table = _table(seed=7, metadata=True)
+    model = DepMicroDiff(text_encoder=str(tiny_model_dir), device="cpu", **TINY).fit(table, seed=0, **STEPS)
+    assert model.metadata_columns and model.module.dat.config["d_cond"] == 32
+    result = model.impute(table, draws=1, sampler="ddim:3", progress=False)
+    assert not np.isnan(result.table.counts).any()
+    meta = table.sample_meta.drop(columns=[model.metadata_columns[0]])
+    stripped = MicrobiomeTable(table.counts, table.sample_ids, table.taxa_ids, sample_meta=meta)
+    with pytest.raises(IdMismatchError, match="lacks 1 column"):
+        model.impute(stripped, progress=False)
+
+
+def test_impute_function_trains_transductively(table):
+    result = impute(table, metadata=False, device="cpu", seed=0, progress=False, draws=2, sampler="ddim:3",
+                    zeros="keep", **TINY, vae_steps=10, dat_steps=10)
+    assert result.model.is_fitted
+    assert np.array_equal(result.imputed, np.isnan(table.counts))
+    with pytest.raises(InvalidOptionError, match="only apply when training"):
+        impute(table, model=result.model, vae_steps=3, progress=False)
