@@ -61,12 +61,26 @@ def _done(start: float) -> None:
     click.echo(f"wall time {time.perf_counter() - start:.1f} s, peak memory {peak:.0f} MiB", err=True)
 
 
+def input_options(func):
+    """TABLE and how to read it (train, impute)."""
+    options = [
+        click.argument("table_path", metavar="TABLE", type=click.Path(dir_okay=False)),
+        click.option("--meta", type=click.Path(dir_okay=False), help="Sample metadata (CSV/TSV, first column = id)."),
+        click.option("--missing", default="error", show_default=True, type=click.Choice(["error", "drop", "keep"]),
+                     help="Samples without metadata: fail, drop them, or keep them with empty metadata."),
+        click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(READ_FORMATS)),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def training_options(func):
     """Options of commands that may train a model."""
     options = [
-        click.option("--vae-steps", default=1500, show_default=True, type=click.IntRange(1),
+        click.option("--vae-steps", default=1000, show_default=True, type=click.IntRange(1),
                      help="VAE training steps."),
-        click.option("--dat-steps", default=3000, show_default=True, type=click.IntRange(1),
+        click.option("--dat-steps", default=1500, show_default=True, type=click.IntRange(1),
                      help="Denoiser (DAT) training steps."),
         click.option("--batch-size", "train_batch", default=64, show_default=True, type=click.IntRange(1),
                      help="Training batch size."),
@@ -142,11 +156,7 @@ def pretrain(tables, output, fmt, steps, seed, device, settings, force, quiet):
 
 
 @click.command("train")
-@click.argument("table_path", metavar="TABLE", type=click.Path(dir_okay=False))
-@click.option("--meta", type=click.Path(dir_okay=False), help="Sample metadata (CSV/TSV, first column = id).")
-@click.option("--missing", default="error", show_default=True, type=click.Choice(["error", "drop", "keep"]),
-              help="Samples without metadata: fail, drop them, or keep them with empty metadata.")
-@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(READ_FORMATS))
+@input_options
 @click.option("--pretrained", type=click.Path(file_okay=False), help="Folder from `depmicro pretrain`.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Folder for the trained model.")
 @training_options
@@ -190,18 +200,14 @@ def _output_format(table_path, fmt, output, out_format):
 
 
 @click.command("impute")
-@click.argument("table_path", metavar="TABLE", type=click.Path(dir_okay=False))
-@click.option("--meta", type=click.Path(dir_okay=False), help="Sample metadata (CSV/TSV, first column = id).")
-@click.option("--missing", default="error", show_default=True, type=click.Choice(["error", "drop", "keep"]),
-              help="Samples without metadata: fail, drop them, or keep them with empty metadata.")
-@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(READ_FORMATS))
+@input_options
 @click.option("--model", "model_dir", type=click.Path(file_okay=False),
               help="Trained model folder; without it a model is trained on TABLE first (transductive).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Imputed table (same format as TABLE unless the extension or --out-format says otherwise).")
 @click.option("--out-format", type=click.Choice(WRITE_FORMATS), help="Output format.")
-@click.option("--draws", default=8, show_default=True, type=click.IntRange(1), help="Samples drawn per sample.")
-@click.option("--sampler", default="ddim:25", show_default=True,
+@click.option("--draws", default=5, show_default=True, type=click.IntRange(1), help="Samples drawn per sample.")
+@click.option("--sampler", default="ddim:20", show_default=True,
               help="ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20) or adaptive.")
 @click.option("--zeros", default="auto", show_default=True, type=click.Choice(["auto", "keep", "impute"]),
               help="auto: replace zeros the model judges dropouts; keep: fill only missing (NA) entries; "

@@ -18,7 +18,7 @@ from .io._atomic import atomic_outputs
 EXAMPLE_ARGS = dict(n_samples=200, n_taxa=60, zero_fraction=0.7, seed=2026)
 QUICK = dict(hparams=dict(d_model=16, n_layers=1, vae_d_model=16, vae_layers=1, n_blocks=2, dependency="ftest"),
              fit=dict(vae_steps=40, dat_steps=40), draws=2, sampler="ddim:5")
-FULL = dict(hparams={}, fit={}, draws=8, sampler="ddim:25")
+FULL = dict(hparams={}, fit={}, draws=5, sampler="ddim:20")
 
 
 def _echo(message: str, echo) -> None:

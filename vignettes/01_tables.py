@@ -16,7 +16,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 import pydepmicro as pdm
 from pydepmicro.datasets import load_example, simulate

@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("--regimes", default="aware,blind")
     parser.add_argument("--draws", type=int, default=8)
     parser.add_argument("--sampler", default="ddim:25")
+    parser.add_argument("--save-model", help="save each regime's model to DIR-<regime>")
+    parser.add_argument("--load-model", help="load each regime's model from DIR-<regime> instead of training")
+    parser.add_argument("--extra-samplers", default="", help="comma-separated samplers also evaluated")
     parser.add_argument("options", nargs="*", help="model/fit options as key=value")
     args = parser.parse_args()
     options = {k: _value(v) for k, v in (o.split("=", 1) for o in args.options)}
@@ -60,9 +63,21 @@ def main() -> None:
                              imputation_metrics(truth, out, mask, regime=regime)))
         fed = table.with_counts(np.expm1(x))  # relative abundance x 100, hidden entries 0 / NaN
         t0 = time.perf_counter()
-        model = DepMicroDiff(**options).fit(fed, seed=args.seed, **fit_opts)
+        if args.load_model:
+            model = DepMicroDiff.load(f"{args.load_model}-{regime}")
+        else:
+            model = DepMicroDiff(**options).fit(fed, seed=args.seed, **fit_opts)
+        if args.save_model:
+            model.save(f"{args.save_model}-{regime}", force=True)
         t_fit = time.perf_counter() - t0
         zeros = "keep" if regime == "aware" else "auto"
+        for sampler in [s for s in args.extra_samplers.split(",") if s]:
+            t1 = time.perf_counter()
+            extra = model.impute(fed, draws=args.draws, sampler=sampler, zeros=zeros, seed=args.seed)
+            est = np.where(np.isnan(extra.table.counts), 0.0, np.log1p(np.nan_to_num(extra.table.counts)))
+            rows.append((regime, f"depmicrodiff {sampler}", time.perf_counter() - t1,
+                         imputation_metrics(truth, est, mask, regime=regime)))
+        t0 = time.perf_counter() - t_fit
         result = model.impute(fed, draws=args.draws, sampler=args.sampler, zeros=zeros, seed=args.seed)
         t_imp = time.perf_counter() - t0 - t_fit
         # samples with no observed count at all (every nonzero masked) cannot be put back on the count

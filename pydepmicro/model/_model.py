@@ -42,9 +42,10 @@ AR_ORDERS = ("prevalence", "table", "random")
 DEPENDENCY_METHODS = ("both", "ftest", "mi", "none")
 
 DEFAULTS: dict[str, Any] = dict(
-    d_z=4, vae_d_model=64, vae_layers=2, vae_heads=4, vae_beta=0.01,
-    d_model=64, n_layers=3, n_heads=4, dropout=0.0,
-    n_blocks=4, ar_alpha=0.9, ar_order="prevalence", dep_mode="open", dependency="both",
+    d_z=4, vae_d_model=32, vae_layers=2, vae_heads=4, vae_beta=0.001,
+    d_model=32, n_layers=2, n_heads=4, dropout=0.0,
+    n_blocks=4, ar_alpha=0.9, ar_order="prevalence", dep_mode="open", dependency="both", cond_latent="all",
+    target="residual",
     prediction_type="v_prediction", num_train_timesteps=1000,
     metadata="auto", metadata_mode="field", text_encoder=None,
     scale=100.0, log_base=math.e,
@@ -71,6 +72,12 @@ class DepMicroDiff:
         How the dependency matrix enters the attention mask (:mod:`pydepmicro.nn.masks`).
     dependency : {"both", "ftest", "mi", "none"}
         How Dep is found at :meth:`fit` (:func:`pydepmicro.dependency.dependency_matrix`).
+    target : {"residual", "latent"}
+        What the diffusion generates: the correction to the VAE's guess (default) or the latent
+        itself; see :class:`pydepmicro.nn.diffusion.LatentDiffusion`.
+    cond_latent : {"all", "observed"}
+        Condition on the VAE's latents of every taxon (default) or of observed taxa only (paper
+        eq. 2); see :class:`pydepmicro.nn.diffusion.LatentDiffusion`.
     prediction_type : {"v_prediction", "epsilon"}
     num_train_timesteps : int
         T of the cosine schedule.
@@ -212,8 +219,8 @@ class DepMicroDiff:
         self,
         table: MicrobiomeTable,
         *,
-        vae_steps: int = 1500,
-        dat_steps: int = 3000,
+        vae_steps: int = 1000,
+        dat_steps: int = 1500,
         batch_size: int = 64,
         vae_lr: float = 1e-3,
         dat_lr: float = 5e-4,
@@ -277,7 +284,8 @@ class DepMicroDiff:
             d_cond=n_cond, d_token_cond=h["d_z"] + 2, n_taxa=len(taxa), dep_mode=h["dep_mode"],
         )
         module = LatentDiffusion(vae, dat, vae_index=index.cpu(), ar_perm=torch.as_tensor(perm),
-                                 block_sizes=sizes, dep=torch.as_tensor(dep)).to(self.device)
+                                 block_sizes=sizes, dep=torch.as_tensor(dep),
+                                 cond_latent=h["cond_latent"], target=h["target"]).to(self.device)
         module.set_latent_stats(y[train_rows], obs[train_rows])
         dat_opts = TrainOptions(steps=dat_steps, batch_size=batch_size, lr=dat_lr, max_hide=max_hide,
                                 max_drop=max_drop, hide_zeros=hide_zeros)
@@ -341,8 +349,8 @@ class DepMicroDiff:
         self,
         table: MicrobiomeTable,
         *,
-        draws: int = 8,
-        sampler: str = "ddim:25",
+        draws: int = 5,
+        sampler: str = "ddim:20",
         zeros: str = "auto",
         dropout_threshold: float = 0.5,
         seed: int = 0,
@@ -358,7 +366,7 @@ class DepMicroDiff:
         draws : int
             Samples drawn per sample of the table; the estimate is their mean, the spread their sd.
         sampler : str
-            ``"ddim:K"`` (DDIM, K steps; default 25), ``"full"`` (all T DDPM steps),
+            ``"ddim:K"`` (DDIM, K steps; default 20), ``"full"`` (all T DDPM steps),
             ``"fractional:n"`` (every n-th step, n in 2, 3, 4, 20, ...), ``"adaptive"`` (more steps
             for early AR blocks), ``"ddpm:K"`` (DDPM over K evenly spaced steps).
         zeros : {"auto", "keep", "impute"}
@@ -459,6 +467,7 @@ def _check_fraction(name: str, value: float, upper: float = 1.0) -> None:
 def _check_hparams(h: dict) -> None:
     choices = {"ar_order": AR_ORDERS, "dependency": DEPENDENCY_METHODS, "dep_mode": ("open", "restrict"),
                "prediction_type": ("v_prediction", "epsilon"), "metadata": ("auto", True, False),
+               "cond_latent": ("all", "observed"), "target": ("residual", "latent"),
                "metadata_mode": ("field", "sample")}
     for name, allowed in choices.items():
         if h[name] not in allowed:

@@ -22,7 +22,7 @@ from ..transforms import preprocess
 from ._data import Alignment, Prepared
 from ._result import ImputationResult
 
-SAMPLERS = ("ddim", "ddpm", "full", "fractional", "adaptive")
+SAMPLERS = ("ddim", "ddpm", "full", "fractional", "adaptive", "vae")
 
 
 def parse_sampler(sampler: str) -> tuple[str, int | None]:
@@ -30,8 +30,8 @@ def parse_sampler(sampler: str) -> tuple[str, int | None]:
     name, _, arg = str(sampler).strip().lower().partition(":")
     if name not in SAMPLERS:
         raise InvalidOptionError(f"unknown sampler {sampler!r}",
-                                 hint="use ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20, ...) or adaptive")
-    if name in ("full", "adaptive"):
+                                 hint="use ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20, ...), adaptive or vae")
+    if name in ("full", "adaptive", "vae"):
         if arg:
             raise InvalidOptionError(f"sampler {name!r} takes no number, got {sampler!r}", hint=f"use {name}")
         return name, None
@@ -48,6 +48,8 @@ def parse_sampler(sampler: str) -> tuple[str, int | None]:
 def schedulers_for(sampler: str, hparams: dict, n_blocks: int) -> list:
     """One scheduler per AR block with its timestep set (only "adaptive" differs between blocks)."""
     name, k = parse_sampler(sampler)
+    if name == "vae":
+        return []  # no diffusion: the VAE's own posterior given the observed entries (an ablation)
     T = hparams["num_train_timesteps"]
     config = dict(num_train_timesteps=T, prediction_type=hparams["prediction_type"])
     if k is not None and k > T:
@@ -105,8 +107,13 @@ def draw_estimates(
         if cond is not None:
             c = cond[chunk.to(cond.device)].repeat_interleave(draws, dim=0)
             cv = cond_valid[chunk.to(cond.device)].repeat_interleave(draws, dim=0)
-        z = module.sample(tc, schedulers, cond=c, cond_valid=cv, generator=gen)
-        dec = module.decode(z)
+        if schedulers:
+            z = module.sample(tc, schedulers, cond=c, cond_valid=cv, generator=gen)
+            dec = module.decode(z)
+        else:
+            mu, logvar = module.vae.encode(yb, ob, module.vae_index)
+            mu, logvar = mu.repeat_interleave(draws, dim=0), logvar.repeat_interleave(draws, dim=0)
+            dec = module.vae.decode(module.vae.reparameterize(mu, logvar, generator=gen), module.vae_index)
         shape = (len(chunk), draws, q)
         est = (dec["presence_prob"] * dec["abundance"]).reshape(shape).double().cpu().numpy()
         prob = dec["presence_prob"].reshape(shape).double().cpu().numpy()

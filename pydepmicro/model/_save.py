@@ -147,7 +147,9 @@ def load_model(cls, path, *, device: str = "auto"):
             q = len(ids)
             dat = DependencyAwareTransformer(**config["dat"])
             module = LatentDiffusion(vae, dat, vae_index=torch.zeros(q, dtype=torch.long),
-                                     ar_perm=torch.arange(q), block_sizes=config["block_sizes"])
+                                     ar_perm=torch.arange(q), block_sizes=config["block_sizes"],
+                                     cond_latent=config["hparams"].get("cond_latent", "observed"),
+                                     target=config["hparams"].get("target", "latent"))
             module.load_state_dict(state, strict=True)
             model.module, model.vae, model.taxa = module.to(model.device), module.vae, ids
     except RuntimeError as exc:

@@ -9,8 +9,9 @@ in the model's (table) order everywhere outside this module; the AR order lives 
 
 Conditioning (paper eq. 2, our reading; DESIGN.md item 3): the VAE encodes the *observed* part of
 the sample, ``mu_obs = enc(y, observed)``; the condition of taxon j is the token
-``[(1 - m_j) * mu_obs_j, 1 - m_j, y_j * (1 - m_j)]`` with m = 1 for missing entries, i.e. the latent
-and the value of the observed taxa and zeros plus the mask bit for the missing ones. The diffusion
+``[mu_obs_j, 1 - m_j, y_j * (1 - m_j)]`` with m = 1 for missing entries. The paper zeroes the latent
+of missing taxa ((1 - m) * mu_obs, ``cond_latent="observed"``); by default we keep the encoder's
+context-based guess for them (``cond_latent="all"``): it is a function of the observed entries only. The diffusion
 target is the latent of the complete sample, ``z0 = (enc(y_full, observed_full) - mean) / std``
 (latents standardised per dimension with statistics of the training table).
 """
@@ -47,6 +48,17 @@ class LatentDiffusion(nn.Module):
         AR block sizes (sum q).
     dep : bool tensor (q, q), optional
         ``dep[i, j]``: taxon i depends on taxon j, table order. None = no dependencies.
+    target : {"residual", "latent"}
+        What the diffusion generates: "latent" = the standardised latent z0 of the complete sample;
+        "residual" (default) = ``(z0 - c) / residual_std`` with c the condition latent, i.e. the
+        correction to the encoder's guess from the observed entries. A denoiser that has learnt
+        nothing then returns the VAE's own imputation instead of noise (measured on COAD: with the
+        "latent" target the denoiser fell below the VAE alone).
+    cond_latent : {"all", "observed"}
+        Which VAE latents of the observed-part encoding enter the condition: "observed" zeros those
+        of missing taxa (paper eq. 2, m0^c = (1 - m) * m0); "all" (default) keeps them: the encoder,
+        trained to reconstruct hidden entries, gives a context-based first guess for each missing
+        taxon, computed from observed values only, which the denoiser refines.
     """
 
     def __init__(
@@ -58,8 +70,16 @@ class LatentDiffusion(nn.Module):
         ar_perm: torch.Tensor,
         block_sizes: Sequence[int],
         dep: torch.Tensor | None = None,
+        cond_latent: str = "all",
+        target: str = "residual",
     ):
         super().__init__()
+        if target not in ("residual", "latent"):
+            raise ValueError(f"target must be 'residual' or 'latent', got {target!r}")
+        self.target = target
+        if cond_latent not in ("all", "observed"):
+            raise ValueError(f"cond_latent must be 'all' or 'observed', got {cond_latent!r}")
+        self.cond_latent = cond_latent
         q = int(vae_index.numel())
         if sorted(int(i) for i in ar_perm) != list(range(q)):
             raise ValueError(f"ar_perm must be a permutation of 0..{q - 1}")
@@ -78,6 +98,7 @@ class LatentDiffusion(nn.Module):
         self.register_buffer("dep", dep.clone())
         self.register_buffer("latent_mean", torch.zeros(self.d_z))
         self.register_buffer("latent_std", torch.ones(self.d_z))
+        self.register_buffer("residual_std", torch.ones(self.d_z))
 
     # -- latents -------------------------------------------------------------------------------
 
@@ -101,12 +122,34 @@ class LatentDiffusion(nn.Module):
         self.latent_mean.copy_(flat.mean(0))
         self.latent_std.copy_(flat.std(0).clamp_min(1e-3))
 
+    def base(self, token_cond: torch.Tensor) -> torch.Tensor:
+        """The latent the diffusion corrects (B, q, d_z): the condition latent, or zeros."""
+        if self.target == "latent":
+            return torch.zeros_like(token_cond[..., : self.d_z])
+        return token_cond[..., : self.d_z]
+
+    def to_target(self, z0: torch.Tensor, token_cond: torch.Tensor) -> torch.Tensor:
+        """Standardised latents -> what the diffusion models (table order)."""
+        return (z0 - self.base(token_cond)) / self.residual_std
+
+    def from_target(self, x: torch.Tensor, token_cond: torch.Tensor) -> torch.Tensor:
+        return x * self.residual_std + self.base(token_cond)
+
+    @torch.no_grad()
+    def set_residual_scale(self, z0: torch.Tensor, token_cond: torch.Tensor) -> None:
+        """Per-dimension sd of the residual (z0 - condition latent) over training examples (B, q, d_z)."""
+        self.residual_std.fill_(1.0)
+        if self.target == "residual":
+            self.residual_std.copy_(self.to_target(z0, token_cond).reshape(-1, self.d_z).std(0).clamp_min(1e-3))
+
     def token_condition(self, y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-        """Per-taxon condition (B, q, d_z + 2): [latent, 1, value] of observed taxa, zeros + mask bit
-        of missing ones (paper eq. 2)."""
+        """Per-taxon condition (B, q, d_z + 2): [latent, observed bit, value (0 if missing)]; the
+        latent of a missing taxon is zeroed when ``cond_latent == "observed"`` (paper eq. 2)."""
         obs = observed.to(y.dtype)
         y0 = torch.where(observed, y, torch.zeros_like(y))
-        z_obs = self.encode(y0, observed) * obs[..., None]
+        z_obs = self.encode(y0, observed)
+        if self.cond_latent == "observed":
+            z_obs = z_obs * obs[..., None]
         return torch.cat([z_obs, obs[..., None], (y0 * obs)[..., None]], dim=-1)
 
     # -- AR order helpers ------------------------------------------------------------------------
@@ -141,19 +184,19 @@ class LatentDiffusion(nn.Module):
         *,
         cond: torch.Tensor | None = None,
         cond_valid: torch.Tensor | None = None,
-        weight: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Denoising loss (teacher forcing over all AR blocks at once).
+        """Per-token denoising error (B, q), table order (teacher forcing over all AR blocks at once).
 
-        z0 (B, q, d_z) clean standardised latents and token_cond (B, q, d_z + 2), table order;
-        ``weight`` (B, q) per-token loss weights (default 1). One timestep per sample.
+        z0 (B, q, d_z) clean standardised latents and token_cond (B, q, d_z + 2), table order. One
+        timestep per sample. The error is the squared error of the eps / v prediction, averaged over
+        the d_z latent dimensions; the trainer decides how to weight tokens.
         """
         B = z0.shape[0]
         device = z0.device
         t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator, device=device)
         noise = torch.randn(z0.shape, generator=generator, device=device, dtype=z0.dtype)
-        z0_ar, noise_ar = self.to_ar(z0), self.to_ar(noise)
+        z0_ar, noise_ar = self.to_ar(self.to_target(z0, token_cond)), self.to_ar(noise)
         z_t = scheduler.add_noise(z0_ar, noise_ar, t)
         target = scheduler.training_target(z0_ar, noise_ar, t)
         n_cond = 0 if cond is None else cond.shape[1]
@@ -162,11 +205,7 @@ class LatentDiffusion(nn.Module):
             z_t, t, block_sizes=self.block_sizes, z_clean=z0_ar, cond=cond if n_cond else None,
             taxon_index=self.ar_perm, token_cond=self.to_ar(token_cond), attn_mask=mask,
         )
-        err = (pred - target).pow(2).mean(-1)  # (B, q) in AR order
-        if weight is None:
-            return err.mean()
-        w = self.to_ar(weight)
-        return (err * w).sum() / w.sum().clamp_min(1e-8)
+        return self.from_ar((pred - target).pow(2).mean(-1, keepdim=True))[..., 0]
 
     # -- sampling --------------------------------------------------------------------------------
 
@@ -180,7 +219,8 @@ class LatentDiffusion(nn.Module):
         cond_valid: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Draw clean standardised latents (B, q, d_z), table order, block by block (AR).
+        """Draw clean standardised latents (B, q, d_z), table order, block by block (AR); the blocks
+        are generated in the diffusion's target space (see ``target``) and mapped back at the end.
 
         ``schedulers[k]`` holds the timestep set of block k (``set_timesteps`` already called).
         Block k is denoised over a sequence cut after block k: tokens of later blocks cannot reach
@@ -213,7 +253,7 @@ class LatentDiffusion(nn.Module):
                 z = sched.step(pred[:, start:end], t, z, generator=generator).prev_sample
             out[:, start:end] = z
             start = end
-        return self.from_ar(out)
+        return self.from_target(self.from_ar(out), token_cond)
 
     @property
     def config(self) -> dict[str, Any]:
