@@ -16,7 +16,8 @@ from .errors import InvalidOptionError, OutputExistsError, UnreadableFileError
 from .io import READ_FORMATS, WRITE_FORMATS
 
 
-def _value(text: str):
+def parse_value(text: str):
+    """A command-line value as bool, None, int, float or str."""
     low = text.strip().lower()
     if low in ("true", "false"):
         return low == "true"
@@ -37,7 +38,7 @@ def _hparams(settings) -> dict:
         if "=" not in item:
             raise InvalidOptionError(f"--set expects KEY=VALUE, got {item!r}", hint="e.g. --set d_model=128")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = _value(value)
+        out[key.strip().replace("-", "_")] = parse_value(value)
     return out
 
 

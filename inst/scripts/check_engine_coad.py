@@ -19,18 +19,10 @@ import numpy as np
 
 from pydepmicro.datasets import load_tcma
 from pydepmicro.evaluate import baselines_for, draw_mask, imputation_metrics, masked_log_inputs
+from pydepmicro.cli_model import parse_value
 from pydepmicro.model import DepMicroDiff
 
 KEEP = ("pcc", "per_taxon_pcc", "rmse", "false_fill", "dropout_auroc", "observed_fidelity", "coverage")
-
-
-def _value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
 def main() -> None:
@@ -45,7 +37,7 @@ def main() -> None:
     parser.add_argument("--extra-samplers", default="", help="comma-separated samplers also evaluated")
     parser.add_argument("options", nargs="*", help="model/fit options as key=value")
     args = parser.parse_args()
-    options = {k: _value(v) for k, v in (o.split("=", 1) for o in args.options)}
+    options = {k: parse_value(v) for k, v in (o.split("=", 1) for o in args.options)}
     fit_keys = {"vae_steps", "dat_steps", "batch_size", "vae_lr", "dat_lr", "max_hide", "max_drop", "hide_zeros"}
     fit_opts = {k: options.pop(k) for k in list(options) if k in fit_keys}
 

@@ -28,9 +28,11 @@ MIN_TRAIN_SAMPLES = 8
 
 @dataclass
 class Prepared:
-    """A table on the model's scale: ``y`` (n, q) float32 log values (0 where missing), ``observed``
-    (n, q) bool, ``library_sizes`` (n,) observed totals of the counts."""
+    """A table on the model's scale: ``values`` (n, q) float64 log values with NaN where missing,
+    ``y`` (n, q) the same as float32 with 0 where missing, ``observed`` (n, q) bool,
+    ``library_sizes`` (n,) observed totals of the counts."""
 
+    values: np.ndarray
     y: torch.Tensor
     observed: torch.Tensor
     library_sizes: np.ndarray
@@ -40,7 +42,7 @@ def prepare(table: MicrobiomeTable, *, scale: float, log_base: float) -> Prepare
     values = preprocess(table.counts, scale=scale, base=log_base)
     observed = ~np.isnan(values)
     y = np.where(observed, values, 0.0).astype(np.float32)
-    return Prepared(torch.from_numpy(y), torch.from_numpy(observed), np.nansum(table.counts, axis=1))
+    return Prepared(values, torch.from_numpy(y), torch.from_numpy(observed), np.nansum(table.counts, axis=1))
 
 
 def check_table(table: MicrobiomeTable, what: str = "table") -> None:

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from .. import __version__
+from ..dependency._prepare import check_number
 from ..errors import InvalidOptionError, InvalidValueError
 from ..nn.dat import DependencyAwareTransformer
 from ..nn.diffusion import LatentDiffusion
@@ -192,16 +193,15 @@ class DepMicroDiff:
         _seed_everything(seed)
         vocab = list(dict.fromkeys(str(t) for table in tables for t in table.taxa_ids))
         vae = self._new_vae(vocab)
-        datasets, ys, obs_all, idx_all = [], [], [], []
+        datasets = []
         for k, table in enumerate(tables):
             rows = _data.training_rows(table, what=f"pretraining table {k + 1} ({table.source or 'in memory'})")
             prep = _data.prepare(table, scale=self.hparams["scale"], log_base=self.hparams["log_base"])
-            index = vae.index(table.taxa_ids)
             train, val = _split(rows, val_fraction, seed + k)
-            datasets.append((prep.y.to(self.device), prep.observed.to(self.device), index, train, val))
-            ys.append(prep.y[train]), obs_all.append(prep.observed[train]), idx_all.append(index)
-        for y, obs, index in zip(ys, obs_all, idx_all):
-            vae.init_from_data(y.to(self.device), obs.to(self.device), index)
+            datasets.append((prep.y.to(self.device), prep.observed.to(self.device), vae.index(table.taxa_ids),
+                             train, val))
+        for y, obs, index, train, _ in datasets:
+            vae.init_from_data(y[train], obs[train], index)
         options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr)
         start = time.perf_counter()
         history = train_vae(vae, datasets, options, seed=seed, progress=progress, label="VAE (pretraining)")
@@ -252,8 +252,8 @@ class DepMicroDiff:
         """
         _data.check_table(table)
         rows = _data.training_rows(table)
-        _check_fraction("max_hide", max_hide)
-        _check_fraction("max_drop", max_drop)
+        check_number("max_hide", max_hide, 0.0, 1.0)
+        check_number("max_drop", max_drop, 0.0, 1.0)
         _seed_everything(seed)
         start = time.perf_counter()
         h = self.hparams
@@ -269,10 +269,10 @@ class DepMicroDiff:
         # -- VAE: transfer from the pretrained one when there is one, then (fine-)tune -----------
         pretrained, vae = self.vae, self._new_vae(taxa)
         shared = vae.transfer_from(pretrained) if pretrained is not None else 0
-        vae.init_from_data(y[train_rows], obs[train_rows], vae.index(taxa))
+        index = vae.index(taxa)
+        vae.init_from_data(y[train_rows], obs[train_rows], index)
         vae_opts = TrainOptions(steps=vae_steps, batch_size=batch_size, lr=vae_lr, max_hide=max_hide,
                                 max_drop=max_drop, hide_zeros=hide_zeros)
-        index = vae.index(taxa)
         history = train_vae(vae, [(y, obs, index, train_rows, val_rows)], vae_opts, seed=seed, progress=progress)
 
         # -- denoiser ------------------------------------------------------------------------------
@@ -386,9 +386,8 @@ class DepMicroDiff:
         self._check_fitted()
         _data.check_table(table)
         zeros = _data.parse_zeros_policy(zeros)
-        for name, value, low in (("draws", draws, 1), ("batch_size", batch_size, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidOptionError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_number("draws", draws, 1, integer=True)
+        check_number("batch_size", batch_size, 1, integer=True)
         if not 0.0 < dropout_threshold < 1.0:
             raise InvalidOptionError(f"dropout_threshold must lie in (0, 1), got {dropout_threshold}")
         schedulers = _sampling.schedulers_for(sampler, self.hparams, len(self.module.block_sizes))
@@ -451,17 +450,12 @@ def _seed_everything(seed: int) -> None:
 
 
 def _split(rows: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    _check_fraction("val_fraction", val_fraction, upper=0.5)
+    check_number("val_fraction", val_fraction, 0.0, 0.5)
     if len(rows) < 20 or val_fraction == 0:
         return rows, rows[:0]
     shuffled = np.random.default_rng(seed).permutation(rows)
     n_val = max(1, int(round(len(rows) * val_fraction)))
     return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
-
-
-def _check_fraction(name: str, value: float, upper: float = 1.0) -> None:
-    if not (isinstance(value, (int, float)) and 0.0 <= value <= upper):
-        raise InvalidOptionError(f"{name} must lie in [0, {upper}], got {value!r}")
 
 
 def _check_hparams(h: dict) -> None:
@@ -474,12 +468,10 @@ def _check_hparams(h: dict) -> None:
             raise InvalidOptionError(f"{name} must be one of {', '.join(map(str, allowed))}, got {h[name]!r}")
     for name in ("d_z", "vae_d_model", "vae_layers", "vae_heads", "d_model", "n_layers", "n_heads", "n_blocks",
                  "num_train_timesteps"):
-        if isinstance(h[name], bool) or not isinstance(h[name], int) or h[name] < 1:
-            raise InvalidOptionError(f"{name} must be a positive integer, got {h[name]!r}")
+        check_number(name, h[name], 1, integer=True)
     if h["vae_d_model"] % h["vae_heads"] or h["d_model"] % h["n_heads"]:
         raise InvalidOptionError("vae_d_model and d_model must be divisible by their number of heads")
-    if not (isinstance(h["ar_alpha"], (int, float)) and h["ar_alpha"] > 0):
-        raise InvalidOptionError(f"ar_alpha must be > 0, got {h['ar_alpha']!r}")
+    check_number("ar_alpha", h["ar_alpha"], 1e-12)
     if not h["log_base"] > 0 or h["log_base"] == 1 or not h["scale"] > 0:
         raise InvalidOptionError("log_base must be > 0 and not 1, scale > 0")
 

@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 from ..errors import InvalidOptionError
 from ..scheduler import DDIMScheduler, DDPMScheduler
 from ..table import MicrobiomeTable
-from ..transforms import preprocess
 from ._data import Alignment, Prepared
 from ._result import ImputationResult
 
@@ -155,7 +154,7 @@ def assemble(
     value, spread, prob, abund = (_to_table_order(est[k], alignment, Q)
                                   for k in ("value", "spread", "presence_prob", "abundance"))
     modelled = ~np.isnan(value)
-    log_in = preprocess(table.counts, scale=scale, base=log_base)
+    log_in = prep.values
     missing = np.isnan(log_in) & modelled
     zero = (log_in == 0) & modelled
     values = log_in.copy()

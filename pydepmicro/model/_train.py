@@ -186,10 +186,9 @@ def train_denoiser(
     sched = _schedule(opt, options)
     module.vae.eval()
     module.vae.requires_grad_(False)
-    _set_residual_scale(module, y[torch.as_tensor(train_rows).to(device)], observed[torch.as_tensor(train_rows).to(device)],
-                        options, seed)
-    module.dat.train()
     rows_t = torch.as_tensor(train_rows).to(device)
+    _set_residual_scale(module, y[rows_t], observed[rows_t], options, seed)
+    module.dat.train()
     history, running = [], []
     bar = tqdm(_batches(len(train_rows), options.batch_size, options.steps, cpu_gen), total=options.steps,
                desc="training denoiser", disable=not progress, unit="step", leave=False)
