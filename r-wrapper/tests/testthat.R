@@ -1,0 +1,4 @@
+library(testthat)
+library(depmicro)
+
+test_check("depmicro")
