@@ -79,9 +79,9 @@ def input_options(func):
 def training_options(func):
     """Options of commands that may train a model."""
     options = [
-        click.option("--vae-steps", default=1000, show_default=True, type=click.IntRange(1),
+        click.option("--vae-steps", default=2000, show_default=True, type=click.IntRange(1),
                      help="VAE training steps."),
-        click.option("--dat-steps", default=1500, show_default=True, type=click.IntRange(1),
+        click.option("--dat-steps", default=1000, show_default=True, type=click.IntRange(1),
                      help="Denoiser (DAT) training steps."),
         click.option("--batch-size", "train_batch", default=64, show_default=True, type=click.IntRange(1),
                      help="Training batch size."),
@@ -207,9 +207,12 @@ def _output_format(table_path, fmt, output, out_format):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Imputed table (same format as TABLE unless the extension or --out-format says otherwise).")
 @click.option("--out-format", type=click.Choice(WRITE_FORMATS), help="Output format.")
-@click.option("--draws", default=5, show_default=True, type=click.IntRange(1), help="Samples drawn per sample.")
+@click.option("--draws", default=5, show_default=True, type=click.IntRange(0),
+              help="Samples drawn per sample, for the spread (0: none, with --estimate mean).")
 @click.option("--sampler", default="ddim:20", show_default=True,
-              help="ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20) or adaptive.")
+              help="ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20), adaptive or vae (the VAE alone).")
+@click.option("--estimate", default="mean", show_default=True, type=click.Choice(["mean", "draws"]),
+              help="Point estimate: mean = the model's posterior-mean pass; draws = the mean of the draws.")
 @click.option("--zeros", default="auto", show_default=True, type=click.Choice(["auto", "keep", "impute"]),
               help="auto: replace zeros the model judges dropouts; keep: fill only missing (NA) entries; "
                    "impute: replace every zero.")
@@ -224,8 +227,8 @@ def _output_format(table_path, fmt, output, out_format):
               help="Sequences (samples x draws) per forward pass when imputing: bounds memory.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws, sampler, zeros, dropout_threshold,
-           align, save_model, vae_steps, dat_steps, train_batch, dependency, no_metadata, text_encoder, settings,
+def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws, sampler, estimate, zeros,
+           dropout_threshold, align, save_model, vae_steps, dat_steps, train_batch, dependency, no_metadata, text_encoder, settings,
            seed, device, impute_batch, force, quiet):
     """Impute TABLE: missing (NA) entries always, zeros by --zeros. Writes the imputed table and, beside it,
     which entries were imputed, the spread of the draws and each zero's dropout probability."""
@@ -257,8 +260,8 @@ def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws,
     if model_dir is None:
         click.echo(f"training on {table.n_samples} samples x {table.n_taxa} taxa (no --model given)", err=True)
         _fit(model, table, vae_steps, dat_steps, train_batch, seed, quiet)
-    result = model.impute(table, draws=draws, sampler=sampler, zeros=zeros, dropout_threshold=dropout_threshold,
-                          seed=seed, batch_size=impute_batch, align=align, progress=not quiet)
+    result = model.impute(table, draws=draws, sampler=sampler, estimate=estimate, zeros=zeros,
+                          dropout_threshold=dropout_threshold, seed=seed, batch_size=impute_batch, align=align, progress=not quiet)
     written = write_imputation(result, output, out_fmt, force=force)
     if save_model:
         model.save(save_model, force=force)

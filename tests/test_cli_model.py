@@ -75,6 +75,23 @@ def test_same_seed_same_output_from_the_cli(files, tmp_path):
     assert np.array_equal(read_table(tmp_path / "a.biom").counts, read_table(tmp_path / "b.biom").counts)
 
 
+def test_estimate_options_from_the_cli(files, tmp_path):
+    """--draws 0 gives the deterministic mean estimate without a spread; --estimate draws averages."""
+    folder, table = files
+    common = ("--model", folder / "model", "--zeros", "keep", "--quiet")
+    run("impute", folder / "t.tsv", "-o", tmp_path / "mean.tsv", "--draws", "0", *common)
+    run("impute", folder / "t.tsv", "-o", tmp_path / "avg.tsv", "--estimate", "draws", "--draws", "2",
+        "--sampler", "ddim:3", *common)
+    mean, avg = read_table(tmp_path / "mean.tsv").counts, read_table(tmp_path / "avg.tsv").counts
+    missing = np.isnan(table.counts)
+    assert np.isfinite(mean[missing]).all() and not np.allclose(mean[missing], avg[missing])
+    spread = pd.read_csv(tmp_path / "mean.spread.tsv", sep="\t", index_col=0)
+    assert spread.isna().all().all()
+    result = run("impute", folder / "t.tsv", "-o", tmp_path / "x.tsv", "--draws", "0", "--estimate", "draws",
+                 *common, ok=False)
+    assert result.exit_code != 0 and "draws" in result.output and not (tmp_path / "x.tsv").exists()
+
+
 def test_transductive_impute_to_h5ad_with_layers_and_saved_model(files, tmp_path):
     folder, table = files
     out = tmp_path / "imputed.h5ad"

@@ -66,3 +66,31 @@ def test_sample_shapes_and_seed():
     a = m.sample(tc, scheds, generator=torch.Generator().manual_seed(1))
     b = m.sample(tc, scheds, generator=torch.Generator().manual_seed(1))
     assert a.shape == (3, 9, 2) and torch.equal(a, b) and torch.isfinite(a).all()
+
+
+def test_predict_mean_is_the_vae_guess_when_the_denoiser_predicts_no_correction():
+    """With the residual target and a zero output layer (v = 0), the clean prediction from the
+    noise mean is a zero residual: predict_mean returns the condition latent exactly."""
+    m = _module()
+    torch.nn.init.zeros_(m.dat.head.weight)
+    torch.nn.init.zeros_(m.dat.head.bias)
+    y, obs = torch.rand(3, 9), torch.rand(3, 9) > 0.3
+    tc = m.token_condition(y, obs)
+    sched = DDIMScheduler(num_train_timesteps=100, prediction_type="v_prediction")
+    z = m.predict_mean(tc, sched)
+    assert torch.allclose(z, tc[..., :2], atol=1e-6)
+
+
+def test_predict_mean_is_deterministic_and_uses_earlier_blocks():
+    m = _module()
+    tc = torch.randn(3, 9, 4)
+    sched = DDIMScheduler(num_train_timesteps=100)
+    a, b = m.predict_mean(tc, sched), m.predict_mean(tc, sched)
+    assert a.shape == (3, 9, 2) and torch.equal(a, b) and torch.isfinite(a).all()
+    # a later block's estimate changes when an earlier block's condition changes (AR dependence)
+    first = m.ar_perm[: m.block_sizes[0]]
+    last = m.ar_perm[-m.block_sizes[-1]:]
+    tc2 = tc.clone()
+    tc2[:, first] += 1.0
+    c = m.predict_mean(tc2, sched)
+    assert not torch.allclose(a[:, last], c[:, last])

@@ -82,11 +82,29 @@ def test_observed_entries_unchanged_and_missing_filled(model, table, zeros):
 
 
 def test_same_seed_same_output_other_seed_differs(model, table):
-    a = model.impute(table, draws=2, sampler="ddim:5", seed=1, progress=False)
-    b = model.impute(table, draws=2, sampler="ddim:5", seed=1, progress=False)
-    c = model.impute(table, draws=2, sampler="ddim:5", seed=2, progress=False)
+    a = model.impute(table, draws=2, sampler="ddim:5", estimate="draws", seed=1, progress=False)
+    b = model.impute(table, draws=2, sampler="ddim:5", estimate="draws", seed=1, progress=False)
+    c = model.impute(table, draws=2, sampler="ddim:5", estimate="draws", seed=2, progress=False)
     assert np.array_equal(a.values, b.values, equal_nan=True)
     assert not np.array_equal(a.values, c.values, equal_nan=True)
+
+
+def test_mean_estimate_is_deterministic_and_draws_only_set_the_spread(model, table):
+    a = model.impute(table, draws=2, sampler="ddim:5", seed=1, progress=False)
+    c = model.impute(table, draws=2, sampler="ddim:5", seed=2, progress=False)
+    none = model.impute(table, draws=0, seed=3, progress=False)
+    assert a.options["estimate"] == "mean"
+    assert np.array_equal(a.values, c.values, equal_nan=True)
+    assert np.array_equal(a.values, none.values, equal_nan=True)
+    assert not np.array_equal(a.spread, c.spread, equal_nan=True)
+    assert np.isnan(none.spread).all()
+    averaged = model.impute(table, draws=2, sampler="ddim:5", estimate="draws", seed=1, progress=False)
+    missing = np.isnan(table.counts)
+    assert not np.allclose(a.values[missing], averaged.values[missing])
+    with pytest.raises(InvalidOptionError, match="draws"):
+        model.impute(table, draws=0, estimate="draws")
+    with pytest.raises(InvalidOptionError, match="estimate"):
+        model.impute(table, estimate="median")
 
 
 def test_fit_is_repeatable_on_cpu(table, model):

@@ -30,8 +30,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cancer", default="coad")
     parser.add_argument("--regimes", default="aware,blind")
-    parser.add_argument("--draws", type=int, default=8)
-    parser.add_argument("--sampler", default="ddim:25")
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--sampler", default="ddim:20")
+    parser.add_argument("--estimate", default="mean", help="point estimate: mean (posterior-mean pass) or draws")
     parser.add_argument("--save-model", help="save each regime's model to DIR-<regime>")
     parser.add_argument("--load-model", help="load each regime's model from DIR-<regime> instead of training")
     parser.add_argument("--extra-samplers", default="", help="comma-separated samplers also evaluated")
@@ -65,12 +66,14 @@ def main() -> None:
         zeros = "keep" if regime == "aware" else "auto"
         for sampler in [s for s in args.extra_samplers.split(",") if s]:
             t1 = time.perf_counter()
-            extra = model.impute(fed, draws=args.draws, sampler=sampler, zeros=zeros, seed=args.seed)
+            extra = model.impute(fed, draws=args.draws, sampler=sampler, estimate=args.estimate, zeros=zeros,
+                                 seed=args.seed)
             est = np.where(np.isnan(extra.table.counts), 0.0, np.log1p(np.nan_to_num(extra.table.counts)))
             rows.append((regime, f"depmicrodiff {sampler}", time.perf_counter() - t1,
                          imputation_metrics(truth, est, mask, regime=regime)))
         t0 = time.perf_counter() - t_fit
-        result = model.impute(fed, draws=args.draws, sampler=args.sampler, zeros=zeros, seed=args.seed)
+        result = model.impute(fed, draws=args.draws, sampler=args.sampler, estimate=args.estimate, zeros=zeros,
+                              seed=args.seed)
         t_imp = time.perf_counter() - t0 - t_fit
         # samples with no observed count at all (every nonzero masked) cannot be put back on the count
         # scale and are left missing: they score as 0 (a failure), not skipped

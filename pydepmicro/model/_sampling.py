@@ -7,6 +7,11 @@ Per entry and draw d the model gives the decoder's presence probability p_d and 
 - ``spread`` = sd_d p_d a_d
 - ``presence_prob`` = mean_d p_d   (for an observed zero: the probability that it is a dropout)
 - ``abundance`` = mean_d a_d       (the value used for a zero judged a dropout, zeros="auto")
+
+With ``estimate="mean"`` the value, presence probability and abundance come instead from one
+deterministic pass that decodes the denoiser's estimate of E[z0 | observed]
+(:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.predict_mean`; for the ``vae`` sampler, the
+encoder's posterior mean); the draws then only give the spread.
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ from ._data import Alignment, Prepared
 from ._result import ImputationResult
 
 SAMPLERS = ("ddim", "ddpm", "full", "fractional", "adaptive", "vae")
+ESTIMATES = ("mean", "draws")
+
+
+def parse_estimate(estimate: str) -> str:
+    value = str(estimate).strip().lower()
+    if value not in ESTIMATES:
+        raise InvalidOptionError(f"unknown estimate {estimate!r}",
+                                 hint="use 'mean' (the model's posterior-mean pass) or 'draws' (mean over the draws)")
+    return value
 
 
 def parse_sampler(sampler: str) -> tuple[str, int | None]:
@@ -89,39 +103,51 @@ def draw_estimates(
     progress: bool,
     keep_draws: bool,
     skip: torch.Tensor,
+    estimate: str = "draws",
+    mean_scheduler=None,
 ) -> dict[str, np.ndarray]:
-    """Run the sampler over every sample not in ``skip`` (n,) bool; arrays (n, q) in model taxon order."""
+    """Run the sampler over every sample not in ``skip`` (n,) bool; arrays (n, q) in model taxon order.
+
+    ``draws`` may be 0 with ``estimate="mean"``: no draws, the spread is NaN.
+    """
     module.eval()
     n, q = y.shape
     rows = torch.nonzero(~skip).flatten()
-    per_batch = max(1, batch_size // draws)
+    per_batch = max(1, batch_size // max(draws, 1))
     gen = torch.Generator(device=device).manual_seed(int(seed))
     out = {k: np.full((n, q), np.nan) for k in ("value", "spread", "presence_prob", "abundance")}
     all_draws = np.full((draws, n, q), np.nan) if keep_draws else None
     chunks = [rows[i : i + per_batch] for i in range(0, len(rows), per_batch)]
     for chunk in tqdm(chunks, desc="imputing", unit="batch", disable=not progress, leave=False):
         yb, ob = y[chunk].to(device), observed[chunk].to(device)
-        tc = module.token_condition(yb, ob).repeat_interleave(draws, dim=0)
+        tc = module.token_condition(yb, ob)
         c = cv = None
         if cond is not None:
-            c = cond[chunk.to(cond.device)].repeat_interleave(draws, dim=0)
-            cv = cond_valid[chunk.to(cond.device)].repeat_interleave(draws, dim=0)
+            c, cv = cond[chunk.to(cond.device)], cond_valid[chunk.to(cond.device)]
+        idx = chunk.numpy()
+        if estimate == "mean":
+            if schedulers:
+                dec = module.decode(module.predict_mean(tc, mean_scheduler, cond=c, cond_valid=cv))
+            else:
+                dec = module.vae.decode(module.vae.encode(yb, ob, module.vae_index)[0], module.vae_index)
+            prob, abund = (dec[k].double().cpu().numpy() for k in ("presence_prob", "abundance"))
+            out["value"][idx], out["presence_prob"][idx], out["abundance"][idx] = prob * abund, prob, abund
+        if not draws:
+            continue
         if schedulers:
-            z = module.sample(tc, schedulers, cond=c, cond_valid=cv, generator=gen)
-            dec = module.decode(z)
+            rep = (lambda v: None if v is None else v.repeat_interleave(draws, dim=0))
+            dec = module.decode(module.sample(rep(tc), schedulers, cond=rep(c), cond_valid=rep(cv), generator=gen))
         else:
             mu, logvar = module.vae.encode(yb, ob, module.vae_index)
             mu, logvar = mu.repeat_interleave(draws, dim=0), logvar.repeat_interleave(draws, dim=0)
             dec = module.vae.decode(module.vae.reparameterize(mu, logvar, generator=gen), module.vae_index)
         shape = (len(chunk), draws, q)
         est = (dec["presence_prob"] * dec["abundance"]).reshape(shape).double().cpu().numpy()
-        prob = dec["presence_prob"].reshape(shape).double().cpu().numpy()
-        abund = dec["abundance"].reshape(shape).double().cpu().numpy()
-        idx = chunk.numpy()
-        out["value"][idx] = est.mean(1)
         out["spread"][idx] = est.std(1, ddof=1) if draws > 1 else 0.0
-        out["presence_prob"][idx] = prob.mean(1)
-        out["abundance"][idx] = abund.mean(1)
+        if estimate == "draws":
+            out["value"][idx] = est.mean(1)
+            out["presence_prob"][idx] = dec["presence_prob"].reshape(shape).double().cpu().numpy().mean(1)
+            out["abundance"][idx] = dec["abundance"].reshape(shape).double().cpu().numpy().mean(1)
         if keep_draws:
             all_draws[:, idx] = est.transpose(1, 0, 2)
     if keep_draws:

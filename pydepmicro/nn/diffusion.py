@@ -255,6 +255,44 @@ class LatentDiffusion(nn.Module):
             start = end
         return self.from_target(self.from_ar(out), token_cond)
 
+    @torch.no_grad()
+    def predict_mean(
+        self,
+        token_cond: torch.Tensor,
+        scheduler: NoiseScheduler,
+        *,
+        cond: torch.Tensor | None = None,
+        cond_valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The denoiser's estimate of E[z0 | condition] (B, q, d_z), table order, deterministic.
+
+        Per AR block, one pass at the last timestep t = T - 1 with the noisy tokens at their mean
+        (zero): there the input carries almost no signal, so the network's clean prediction is its
+        regression of z0 on the condition, which is what minimises the expected squared error (a
+        mean over draws estimates the same thing, with Monte Carlo noise). Earlier blocks enter as
+        their own estimates, clean and re-noised (without noise) to t.
+        """
+        B, device = token_cond.shape[0], token_cond.device
+        tc_ar = self.to_ar(token_cond)
+        n_cond = 0 if cond is None else cond.shape[1]
+        t = scheduler.num_train_timesteps - 1
+        out = torch.zeros(B, self.q, self.d_z, device=device, dtype=token_cond.dtype)
+        start = 0
+        for k, size in enumerate(self.block_sizes):
+            end = start + size
+            mask = self.attention_mask(k + 1, n_cond, cond_valid if n_cond else None)
+            done = out[:, :start]
+            z = torch.zeros(B, size, self.d_z, device=device, dtype=out.dtype)
+            z_in = torch.cat([scheduler.add_noise(done, torch.zeros_like(done), t), z], dim=1) if start else z
+            pred = self.dat(
+                z_in, t, block_sizes=self.block_sizes[: k + 1], z_clean=done if start else None,
+                cond=cond if n_cond else None, taxon_index=self.ar_perm[:end],
+                token_cond=tc_ar[:, :end], attn_mask=mask,
+            )
+            out[:, start:end] = scheduler.predict_original_and_noise(pred[:, start:end], t, z)[0]
+            start = end
+        return self.from_target(self.from_ar(out), token_cond)
+
     @property
     def config(self) -> dict[str, Any]:
         return {"block_sizes": list(self.block_sizes), "q": self.q}
