@@ -197,10 +197,12 @@ def demo(out_dir, force, quick, quiet):
     run_demo(out_dir, force=force, quick=quick, progress=not quiet, echo=click.echo)
 
 
-from .cli_deps import deps  # noqa: E402  (one module per capability)
+from .cli_benchmark import benchmark  # noqa: E402  (one module per capability)
+from .cli_deps import deps  # noqa: E402
+from .cli_generation import commands as generation_commands  # noqa: E402
 from .cli_model import impute, pretrain, train  # noqa: E402
 
-for _command in (deps, pretrain, train, impute):
+for _command in (deps, pretrain, train, impute, benchmark, *generation_commands):
     cli.add_command(_command)
 
 

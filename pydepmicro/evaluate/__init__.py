@@ -28,10 +28,28 @@ from .masks import (
     lineage_relatives,
     masked_log_inputs,
 )
-from .metrics import imputation_metrics, summarise
+from .metrics import grouped_pcc, imputation_metrics, summarise
 
 __all__ = [
-    "BASELINES", "REGIMES", "VARIANTS", "EvalMask", "apply_mask", "baselines_for", "draw_mask",
+    "BASELINES", "REGIMES", "VARIANTS", "EvalMask", "apply_mask", "baselines_for", "draw_mask", "grouped_pcc",
     "imputation_metrics", "impute_iterative", "impute_knn", "impute_softimpute",
     "impute_taxon_mean", "impute_zeros", "lineage_relatives", "masked_log_inputs", "summarise",
+]
+
+# generation (issue 7): ecological fidelity of synthetic tables and the copula baseline
+from .copula import CopulaGenerator
+from .ecology import (
+    beta_discrepancy,
+    classifier_two_sample_test,
+    evaluate_generation,
+    metrics_frame,
+    plot_generation,
+    prevalence_correlation,
+    sparsity,
+    sparsity_deviation,
+)
+
+__all__ += [
+    "CopulaGenerator", "beta_discrepancy", "classifier_two_sample_test", "evaluate_generation", "metrics_frame",
+    "plot_generation", "prevalence_correlation", "sparsity", "sparsity_deviation",
 ]

@@ -115,17 +115,38 @@ def _cosine(t: np.ndarray, p: np.ndarray) -> float:
     return float(t @ p / norm) if norm > 0 else np.nan
 
 
-def _grouped_pcc(truth, imputed, drawn, *, axis: int) -> tuple[float, int]:
-    """Median PCC over columns (axis=0) or rows (axis=1) with >= MIN_ENTRIES drawn entries."""
-    values = []
+def grouped_pcc(truth, imputed, drawn, *, axis: int = 0) -> np.ndarray:
+    """PCC on the drawn entries of each taxon (``axis=0``) or each sample (``axis=1``).
+
+    Parameters
+    ----------
+    truth, imputed : arrays, shape (n_samples, n_taxa)
+    drawn : bool array, shape (n_samples, n_taxa)
+        The evaluated entries (``EvalMask.drawn``).
+    axis : {0, 1}
+
+    Returns
+    -------
+    ndarray, shape (n_taxa,) or (n_samples,)
+        NaN for a taxon / sample with fewer than ``MIN_ENTRIES`` drawn entries or constant values.
+    """
+    truth, imputed, drawn = np.asarray(truth, float), np.asarray(imputed, float), np.asarray(drawn, bool)
+    if axis not in (0, 1):
+        raise InvalidOptionError(f"axis must be 0 (taxa) or 1 (samples), got {axis!r}")
+    out = np.full(drawn.shape[1 - axis], np.nan)
     for k in np.flatnonzero(drawn.sum(axis=axis) >= MIN_ENTRIES):
         sel = drawn[:, k] if axis == 0 else drawn[k]
         t = truth[:, k][sel] if axis == 0 else truth[k][sel]
         p = imputed[:, k][sel] if axis == 0 else imputed[k][sel]
-        r = _pcc(t, p)
-        if not np.isnan(r):
-            values.append(r)
-    return (float(np.median(values)) if values else np.nan), len(values)
+        out[k] = _pcc(t, p)
+    return out
+
+
+def _grouped_pcc(truth, imputed, drawn, *, axis: int) -> tuple[float, int]:
+    """Median PCC over columns (axis=0) or rows (axis=1) with >= MIN_ENTRIES drawn entries."""
+    values = grouped_pcc(truth, imputed, drawn, axis=axis)
+    values = values[~np.isnan(values)]
+    return (float(np.median(values)) if values.size else np.nan), int(values.size)
 
 
 def _auroc(positive: np.ndarray, negative: np.ndarray) -> float:
