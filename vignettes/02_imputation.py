@@ -57,8 +57,9 @@ plot_history(model.history_frame, out / "training_curves.png")
 
 # %% [markdown]
 # ## Impute
-# Each sample is drawn several times (`draws`); the estimate is their mean, the spread their
-# standard deviation. `zeros="auto"` replaces a zero only when the model's presence probability
+# The estimate decodes the denoiser's estimate of the conditional mean (one deterministic pass,
+# `estimate="mean"`); each sample is also drawn several times (`draws`) and the spread is the
+# standard deviation of the draws (`estimate="draws"` would average them instead). `zeros="auto"` replaces a zero only when the model's presence probability
 # says it is a dropout; `"keep"` fills only missing (NaN) entries; `"impute"` replaces every zero.
 # Observed nonzero counts are never touched.
 
