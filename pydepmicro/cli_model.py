@@ -57,6 +57,13 @@ def _read(path, fmt, meta, missing, taxa_are_rows=None):
     return read_table(path, fmt, meta=meta, missing=missing, taxa_are_rows=taxa_are_rows)
 
 
+def _main_process() -> bool:
+    """False on the ranks > 0 of a torchrun launch: they train their share and write nothing."""
+    from .model._distributed import is_main_process
+
+    return is_main_process()
+
+
 def _done(start: float) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     click.echo(f"wall time {time.perf_counter() - start:.1f} s, peak memory {peak:.0f} MiB", err=True)
@@ -148,6 +155,8 @@ def pretrain(tables, output, fmt, steps, seed, device, settings, force, quiet):
     for path, table in zip(tables, read):
         click.echo(f"{path}: {table.n_samples} samples x {table.n_taxa} taxa", err=True)
     model.pretrain_vae(read, steps=steps, seed=seed, progress=not quiet)
+    if not _main_process():
+        return
     written = model.save(output, force=force)
     click.echo(f"pretrained VAE on {len(model.vae.vocab)} taxa -> {output} ({len(written)} files)")
     _done(start)
@@ -174,6 +183,8 @@ def train(table_path, meta, missing, fmt, pretrained, output, vae_steps, dat_ste
     _model_dir_free(output, force)
     table = _read(table_path, fmt, meta, missing)
     _fit(model, table, vae_steps, dat_steps, train_batch, seed, quiet)
+    if not _main_process():
+        return
     model.save(output, force=force)
     info = model.training["fit"]
     click.echo(f"trained on {info['n_train']} samples x {len(model.taxa)} taxa ({info['n_val']} held out for "
@@ -260,6 +271,8 @@ def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws,
     if model_dir is None:
         click.echo(f"training on {table.n_samples} samples x {table.n_taxa} taxa (no --model given)", err=True)
         _fit(model, table, vae_steps, dat_steps, train_batch, seed, quiet)
+    if not _main_process():  # torchrun: rank 0 imputes and writes
+        return
     result = model.impute(table, draws=draws, sampler=sampler, estimate=estimate, zeros=zeros,
                           dropout_threshold=dropout_threshold, seed=seed, batch_size=impute_batch, align=align, progress=not quiet)
     written = write_imputation(result, output, out_fmt, force=force)

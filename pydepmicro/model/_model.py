@@ -34,7 +34,7 @@ from ..nn.masks import ar_block_sizes
 from ..nn.vae import TaxonVAE
 from ..scheduler import DDPMScheduler
 from ..table import MicrobiomeTable
-from . import _data, _sampling
+from . import _data, _distributed, _sampling
 from ._device import resolve_device
 from ._result import ImputationResult
 from ._train import TrainOptions, train_denoiser, train_vae
@@ -191,6 +191,8 @@ class DepMicroDiff:
         if not tables:
             raise InvalidValueError("pretrain_vae needs at least one table", hint="pass a list of tables")
         _seed_everything(seed)
+        dist, self.device = _distributed.setup(self.device)  # torchrun: one process per device
+        progress = progress and (dist is None or dist.rank == 0)
         vocab = list(dict.fromkeys(str(t) for table in tables for t in table.taxa_ids))
         vae = self._new_vae(vocab)
         datasets = []
@@ -204,13 +206,18 @@ class DepMicroDiff:
             vae.init_from_data(y[train], obs[train], index)
         options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr)
         start = time.perf_counter()
-        history = train_vae(vae, datasets, options, seed=seed, progress=progress, label="VAE (pretraining)")
+        try:
+            history = train_vae(vae, datasets, options, seed=seed, progress=progress, label="VAE (pretraining)",
+                                dist=dist)
+        finally:
+            _distributed.teardown()
         self.vae = vae
         self.history = [dict(r, phase="pretrain") for r in history]
         self.training["pretrain"] = {**options.as_dict(), "seed": seed, "val_fraction": val_fraction,
                                      "tables": [t.source or "in memory" for t in tables],
                                      "n_samples": [t.n_samples for t in tables],
-                                     "seconds": round(time.perf_counter() - start, 2)}
+                                     "seconds": round(time.perf_counter() - start, 2),
+                                     **({} if dist is None else {"world_size": dist.world_size})}
         return self
 
     # -- fit ----------------------------------------------------------------------------------
@@ -255,6 +262,18 @@ class DepMicroDiff:
         check_number("max_hide", max_hide, 0.0, 1.0)
         check_number("max_drop", max_drop, 0.0, 1.0)
         _seed_everything(seed)
+        dist, self.device = _distributed.setup(self.device)  # torchrun: one process per device
+        progress = progress and (dist is None or dist.rank == 0)
+        try:
+            self._fit(table, rows, vae_steps=vae_steps, dat_steps=dat_steps, batch_size=batch_size, vae_lr=vae_lr,
+                      dat_lr=dat_lr, max_hide=max_hide, max_drop=max_drop, hide_zeros=hide_zeros,
+                      val_fraction=val_fraction, dep=dep, seed=seed, progress=progress, dist=dist)
+        finally:
+            _distributed.teardown()
+        return self
+
+    def _fit(self, table, rows, *, vae_steps, dat_steps, batch_size, vae_lr, dat_lr, max_hide, max_drop, hide_zeros,
+             val_fraction, dep, seed, progress, dist) -> None:
         start = time.perf_counter()
         h = self.hparams
         taxa = pd.Index([str(t) for t in table.taxa_ids])
@@ -273,7 +292,8 @@ class DepMicroDiff:
         vae.init_from_data(y[train_rows], obs[train_rows], index)
         vae_opts = TrainOptions(steps=vae_steps, batch_size=batch_size, lr=vae_lr, max_hide=max_hide,
                                 max_drop=max_drop, hide_zeros=hide_zeros)
-        history = train_vae(vae, [(y, obs, index, train_rows, val_rows)], vae_opts, seed=seed, progress=progress)
+        history = train_vae(vae, [(y, obs, index, train_rows, val_rows)], vae_opts, seed=seed, progress=progress,
+                            dist=dist)
 
         # -- denoiser ------------------------------------------------------------------------------
         perm = self._ar_order(prep, train_rows, seed)
@@ -290,7 +310,7 @@ class DepMicroDiff:
         dat_opts = TrainOptions(steps=dat_steps, batch_size=batch_size, lr=dat_lr, max_hide=max_hide,
                                 max_drop=max_drop, hide_zeros=hide_zeros)
         history += train_denoiser(module, y, obs, cond, cond_valid, train_rows, val_rows, self.scheduler(),
-                                  dat_opts, seed=seed, progress=progress)
+                                  dat_opts, seed=seed, progress=progress, dist=dist)
 
         self.vae, self.module, self.taxa = vae, module, taxa
         self.history = [r for r in self.history if r.get("phase") == "pretrain"] + history
@@ -299,8 +319,8 @@ class DepMicroDiff:
             "n_train": len(train_rows), "n_val": len(val_rows), "table": table.source or "in memory",
             "pretrained_taxa_shared": shared, "dependency_edges": int(np.asarray(dep).sum()),
             "seconds": round(time.perf_counter() - start, 2), "device": str(self.device),
+            **({} if dist is None else {"world_size": dist.world_size}),
         })
-        return self
 
     def _dependency(self, table: MicrobiomeTable, taxa: pd.Index, dependency, seed: int) -> np.ndarray:
         q = len(taxa)
@@ -430,9 +450,14 @@ class DepMicroDiff:
     # -- persistence --------------------------------------------------------------------------
 
     def save(self, path, *, force: bool = False, curves: bool = True) -> list:
-        """Write the model directory (config.json, model.safetensors, taxa.tsv, training curves)."""
+        """Write the model directory (config.json, model.safetensors, taxa.tsv, training curves).
+
+        Under torchrun only rank 0 writes (the others return an empty list).
+        """
         from ._save import save_model
 
+        if not _distributed.is_main_process():
+            return []
         return save_model(self, path, force=force, curves=curves)
 
     @classmethod

@@ -16,6 +16,9 @@ encoder's posterior mean); the draws then only give the spread.
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -87,6 +90,132 @@ def schedulers_for(sampler: str, hparams: dict, n_blocks: int) -> list:
     return out
 
 
+# ---------------------------------------------------------------------- memory-bounded batching
+
+MEMORY_LIMIT_ENV = "PYDEPMICRO_MEMORY_LIMIT"  # bytes; overrides what the device reports (tests, shared machines)
+MEMORY_FRACTION = 0.8  # of the available memory that imputation may plan to use
+_SAFETY = 1.5  # allocator slack, temporaries the estimate does not name
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that one imputation may use on ``device``: ``$PYDEPMICRO_MEMORY_LIMIT`` when set, else
+    free GPU memory (CUDA) or available RAM (CPU: psutil, /proc/meminfo or sysconf); None if unknown."""
+    env = os.environ.get(MEMORY_LIMIT_ENV)
+    if env:
+        try:
+            return int(float(env))
+        except ValueError:
+            raise InvalidOptionError(f"{MEMORY_LIMIT_ENV}={env!r} is not a number of bytes", hint="e.g. 8e9")
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type != "cpu":
+        return None
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _heads(module: torch.nn.Module) -> int:
+    for m in module.modules():
+        if isinstance(getattr(m, "n_heads", None), int):
+            return m.n_heads
+        if isinstance(getattr(m, "num_heads", None), int):
+            return m.num_heads
+    return 1
+
+
+def sequence_bytes(module, n_taxa: int, n_cond: int) -> int:
+    """Estimated peak bytes of one sequence (one sample x one draw) in a forward pass (float32).
+
+    Per transformer layer and token: the residual stream, its norm, q/k/v, the attention output and
+    projection and the 4x MLP hidden layer (~12 x d_model floats), plus the attention scores and their
+    softmax (2 x heads x L^2 floats). Without autograd a layer's activations are freed before the next
+    layer runs, so the number of layers does not multiply the peak (their weights are already resident).
+    The DAT sees up to ``n_cond + 2 q`` tokens (condition, clean and noisy latents); the VAE ``q``.
+    """
+    dat, vae = module.dat, module.vae
+    L = n_cond + 2 * n_taxa
+    dat_bytes = 4 * (12 * L * dat.d_model + 2 * _heads(dat) * L * L)
+    vae_bytes = 4 * (12 * n_taxa * vae.d_model + 2 * _heads(vae) * n_taxa * n_taxa)
+    return int(_SAFETY * max(dat_bytes, vae_bytes))
+
+
+def plan_batch(
+    module,
+    *,
+    n_samples: int,
+    n_taxa: int,
+    n_cond: int,
+    draws: int,
+    batch_size: int,
+    keep_draws: bool,
+    device: torch.device,
+    memory_limit: int | None = None,
+) -> int:
+    """Samples per forward pass that fit the memory (``memory_limit`` bytes, default: what the device has).
+
+    The requested ``batch_size`` (sequences = samples x draws) is kept when it fits and lowered, with a
+    warning, when it does not. A request that cannot fit at all raises :class:`InvalidOptionError`
+    naming the option to change (``draws`` / ``keep_draws``; ``batch_size`` is already at one sample).
+    """
+    per_batch = max(1, batch_size // max(draws, 1))
+    limit = available_memory(device) if memory_limit is None else int(memory_limit)
+    if limit is None:
+        return per_batch
+    budget = MEMORY_FRACTION * limit
+    mib = 2**20
+    # results held on the host whatever the batch: 4 (n, q) float64 arrays, plus every draw with keep_draws
+    fixed = 8 * n_samples * n_taxa * (4 + (draws if keep_draws else 0))
+    if device.type == "cpu" and fixed > budget:
+        if keep_draws:
+            raise InvalidOptionError(
+                f"keeping {draws} draws of {n_samples} samples x {n_taxa} taxa needs ~{fixed / mib:,.0f} MiB, "
+                f"more than the {budget / mib:,.0f} MiB available",
+                hint="leave out keep_draws (--keep-draws), use fewer draws (--draws), or impute the table in parts")
+        raise InvalidOptionError(
+            f"the results for {n_samples} samples x {n_taxa} taxa need ~{fixed / mib:,.0f} MiB, more than the "
+            f"{budget / mib:,.0f} MiB available", hint="impute the table in parts (subsets of samples)")
+    if device.type == "cpu":
+        budget -= fixed
+    seq = sequence_bytes(module, n_taxa, n_cond)
+    per_sample = seq * max(draws, 1)
+    fit = int(budget // per_sample)
+    if fit >= min(per_batch, max(n_samples, 1)):
+        return per_batch
+    if fit >= 1:
+        warnings.warn(
+            f"an impute batch of {per_batch * max(draws, 1)} sequences (batch_size={batch_size}) needs "
+            f"~{per_batch * per_sample / mib:,.0f} MiB, more than the {budget / mib:,.0f} MiB available on {device}; "
+            f"using {fit * max(draws, 1)} sequences per pass (set batch_size / --impute-batch "
+            f"{fit * max(draws, 1)} to choose it yourself)", stacklevel=3)
+        return fit
+    max_draws = int(budget // seq)
+    hint = (f"use at most {max_draws} draws (--draws / draws={max_draws}); batch_size (--impute-batch) cannot "
+            f"go below one sample's draws" if max_draws >= 1 else
+            "the model does not fit even one sequence: use a device with more memory (--device) or a model "
+            "with fewer taxa")
+    raise InvalidOptionError(
+        f"one sample with {draws} draws needs ~{per_sample / mib:,.1f} MiB per forward pass "
+        f"({n_taxa} taxa, {n_cond} condition tokens), more than the {budget / mib:,.1f} MiB available on {device}",
+        hint=hint)
+
+
 @torch.no_grad()
 def draw_estimates(
     module,
@@ -105,15 +234,20 @@ def draw_estimates(
     skip: torch.Tensor,
     estimate: str = "draws",
     mean_scheduler=None,
+    memory_limit: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Run the sampler over every sample not in ``skip`` (n,) bool; arrays (n, q) in model taxon order.
 
-    ``draws`` may be 0 with ``estimate="mean"``: no draws, the spread is NaN.
+    ``draws`` may be 0 with ``estimate="mean"``: no draws, the spread is NaN. ``batch_size``
+    (sequences per pass) is lowered when it would not fit the memory (:func:`plan_batch`;
+    ``memory_limit`` in bytes, default: what the device has).
     """
     module.eval()
     n, q = y.shape
     rows = torch.nonzero(~skip).flatten()
-    per_batch = max(1, batch_size // max(draws, 1))
+    per_batch = plan_batch(module, n_samples=n, n_taxa=q, n_cond=0 if cond is None else cond.shape[1], draws=draws,
+                           batch_size=batch_size, keep_draws=keep_draws, device=torch.device(device),
+                           memory_limit=memory_limit)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     out = {k: np.full((n, q), np.nan) for k in ("value", "spread", "presence_prob", "abundance")}
     all_draws = np.full((draws, n, q), np.nan) if keep_draws else None

@@ -19,6 +19,7 @@ from ..nn.diffusion import LatentDiffusion
 from ..nn.vae import TaxonVAE
 from ..scheduler import NoiseScheduler
 from ._data import corrupt
+from ._distributed import DATStep, DistContext, VAEStep
 
 
 @dataclass
@@ -92,12 +93,16 @@ def train_vae(
     seed: int,
     progress: bool,
     label: str = "VAE",
+    dist: DistContext | None = None,
 ) -> list[dict]:
     """Train ``vae`` on one or more tables; returns the loss history.
 
     ``datasets``: (y, observed, taxon_index, train_rows, val_rows) per table, tensors on the
     device. Each step draws its batch from one table, chosen with probability proportional to its
     number of training rows (tables differ in taxa, so batches never mix them).
+
+    ``dist``: with a process group (:mod:`._distributed`), each rank computes its slice of every
+    global batch under DistributedDataParallel; the result matches one process.
     """
     device = datasets[0][0].device
     cpu_gen = torch.Generator().manual_seed(seed)
@@ -109,17 +114,25 @@ def train_vae(
     sched = _schedule(opt, options)
     history, running = [], []
     vae.train()
+    if dist is not None:
+        dist.check_batch(min(options.batch_size, *(len(d[3]) for d in datasets)))
+    step_module = None if dist is None else dist.wrap(VAEStep(vae))
     bar = tqdm(range(options.steps), desc=f"training {label}", disable=not progress, unit="step", leave=False)
     for step in bar:
         y, obs, index, rows, _ = datasets[choice[step]]
         batch = torch.as_tensor(rows)[next(iters[choice[step]])].to(device)
         beta = vae.beta * min(1.0, (step + 1) / max(1, options.steps // 4))  # KL warm-up
-        losses = _vae_loss(vae, y[batch], obs[batch], index, options, beta, gen)
+        if dist is None:
+            losses = _vae_loss(vae, y[batch], obs[batch], index, options, beta, gen)
+        else:
+            losses = _vae_loss_sharded(step_module, vae, y[batch], obs[batch], index, options, beta, gen, dist)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), options.grad_clip)
         opt.step()
         sched.step()
+        if dist is not None:
+            losses["loss"] = losses.pop("_global_loss")
         running.append({k: float(v.detach()) for k, v in losses.items()})
         if (step + 1) % options.eval_every == 0 or step + 1 == options.steps:
             record = {"phase": "vae", "step": step + 1,
@@ -130,6 +143,48 @@ def train_vae(
             running = []
     vae.eval()
     return history
+
+
+def _vae_loss_sharded(step_module, vae: TaxonVAE, y, observed, index, options: TrainOptions, beta: float,
+                      generator, dist: DistContext) -> dict:
+    """This rank's share of :func:`_vae_loss` on the global batch (y, observed).
+
+    The random numbers are drawn for the global batch in the same order as :func:`_vae_loss`, then
+    sliced. ``loss`` is the rank's share x world size (DDP averages gradients over ranks); the
+    returned diagnostics are the global values (summed over ranks).
+    """
+    y_in, obs_in, changed = corrupt(y, observed, max_hide=options.max_hide, max_drop=options.max_drop,
+                                    hide_zeros=options.hide_zeros, generator=generator)
+    B, q = y.shape
+    eps = torch.randn((B, q, vae.d_z), generator=generator, device=y.device, dtype=y.dtype)
+    part = dist.shard(torch.arange(B, device=y.device))
+    decoded, mu, logvar = step_module(y_in[part], obs_in[part], index, eps[part])
+    local = vae.loss(y[part], observed[part], decoded, mu, logvar, beta=beta)
+    n_obs = observed.sum().clamp_min(1).to(y.dtype)
+    w_obs = observed[part].sum().clamp_min(1).to(y.dtype) / n_obs  # share of the global normaliser
+    w_rows = len(part) / B
+    weights = {"presence_loss": w_obs, "abundance_loss": w_obs, "mse": w_obs, "kl": w_rows}
+    hp = vae._hparams
+    loss = (hp["presence_weight"] * local["presence_loss"] + hp["abundance_weight"] * local["abundance_loss"]) * w_obs \
+        + beta * local["kl"] * w_rows
+    shares = {k: local[k] * w for k, w in weights.items()}
+    if options.changed_weight and changed.any():
+        ch = changed[part]
+        if ch.any():
+            on_changed = vae.loss(y[part], ch, decoded, mu, logvar, beta=0.0)
+            w_ch = ch.sum().to(y.dtype) / changed.sum().to(y.dtype)
+            shares["changed_loss"] = (on_changed["presence_loss"] + on_changed["abundance_loss"]) * w_ch
+        else:
+            shares["changed_loss"] = torch.zeros((), device=y.device, dtype=y.dtype)
+        loss = loss + options.changed_weight * shares["changed_loss"]
+    shares["loss"] = loss
+    keys = [k for k in ("loss", "presence_loss", "abundance_loss", "kl", "mse", "changed_loss") if k in shares]
+    total = dist.all_sum(torch.stack([torch.as_tensor(shares[k], dtype=y.dtype, device=y.device).detach()
+                                      for k in keys]))
+    out = {k: total[i] for i, k in enumerate(keys)}
+    out["loss"] = loss * dist.world_size  # for backward; DDP divides the gradient by the world size
+    out["_global_loss"] = total[keys.index("loss")]
+    return out
 
 
 @torch.no_grad()
@@ -163,6 +218,32 @@ def _dat_loss(module: LatentDiffusion, y, obs, cond, cond_valid, scheduler, opti
     return loss
 
 
+def _dat_loss_sharded(step_module, module: LatentDiffusion, y, obs, cond, cond_valid, scheduler, options, generator,
+                      dist: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's share of :func:`_dat_loss` on the global batch: (loss to backpropagate, global loss).
+
+    Corruption, timesteps and noise are drawn for the global batch in the order of
+    :func:`_dat_loss` / ``diffusion_loss`` and sliced; the frozen VAE encodes the slice only.
+    """
+    B, q = y.shape
+    part = dist.shard(torch.arange(B, device=y.device))
+    with torch.no_grad():
+        y_in, obs_in, changed = corrupt(y, obs, max_hide=options.max_hide, max_drop=options.max_drop,
+                                        hide_zeros=options.hide_zeros, generator=generator)
+        z0 = module.encode(y[part], obs[part])
+        token_cond = module.token_condition(y_in[part], obs_in[part])
+        t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator, device=y.device)
+        noise = torch.randn((B, q, z0.shape[-1]), generator=generator, device=y.device, dtype=z0.dtype)
+    c, cv = (None, None) if cond is None else (cond[part], cond_valid[part])
+    err = step_module(z0, token_cond, scheduler, t[part], noise[part], c, cv)
+    loss = err.sum() / (B * q)
+    if options.changed_weight and changed.any():
+        ch = changed[part]
+        loss = loss + options.changed_weight * err[ch].sum() / changed.sum()
+    global_loss = dist.all_sum(loss.detach().reshape(1))[0]
+    return loss * dist.world_size, global_loss
+
+
 def train_denoiser(
     module: LatentDiffusion,
     y: torch.Tensor,
@@ -176,8 +257,12 @@ def train_denoiser(
     *,
     seed: int,
     progress: bool,
+    dist: DistContext | None = None,
 ) -> list[dict]:
-    """Train the DAT of ``module`` (the VAE stays frozen); returns the loss history."""
+    """Train the DAT of ``module`` (the VAE stays frozen); returns the loss history.
+
+    ``dist``: as in :func:`train_vae` (each rank computes its slice of every global batch).
+    """
     device = y.device
     cpu_gen = torch.Generator().manual_seed(seed + 2)
     gen = torch.Generator(device=device).manual_seed(seed + 3)
@@ -189,19 +274,27 @@ def train_denoiser(
     rows_t = torch.as_tensor(train_rows).to(device)
     _set_residual_scale(module, y[rows_t], observed[rows_t], options, seed)
     module.dat.train()
+    if dist is not None:
+        dist.check_batch(min(options.batch_size, len(train_rows)))
+    step_module = None if dist is None else dist.wrap(DATStep(module))
     history, running = [], []
     bar = tqdm(_batches(len(train_rows), options.batch_size, options.steps, cpu_gen), total=options.steps,
                desc="training denoiser", disable=not progress, unit="step", leave=False)
     for step, idx in enumerate(bar):
         b = rows_t[idx.to(device)]
         c, cv = (None, None) if cond is None else (cond[b], cond_valid[b])
-        loss = _dat_loss(module, y[b], observed[b], c, cv, scheduler, options, gen)
+        if dist is None:
+            loss = _dat_loss(module, y[b], observed[b], c, cv, scheduler, options, gen)
+            global_loss = loss
+        else:
+            loss, global_loss = _dat_loss_sharded(step_module, module, y[b], observed[b], c, cv, scheduler, options,
+                                                  gen, dist)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
         opt.step()
         sched.step()
-        running.append(float(loss.detach()))
+        running.append(float(global_loss.detach()))
         if (step + 1) % options.eval_every == 0 or step + 1 == options.steps:
             record = {"phase": "denoiser", "step": step + 1, "train_loss": float(np.mean(running))}
             if len(val_rows):
