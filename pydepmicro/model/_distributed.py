@@ -129,22 +129,10 @@ def barrier() -> None:
 
 
 def diffusion_error(module, z0, token_cond, scheduler, t, noise, cond=None, cond_valid=None) -> torch.Tensor:
-    """:meth:`LatentDiffusion.diffusion_loss` with given timesteps ``t`` (B,) and ``noise``.
-
-    The sharded trainer draws them for the whole global batch and passes each rank its slice, so the
-    random numbers match a single process. Kept line for line equal to ``diffusion_loss`` (a test
-    checks that both give the same error for the same draws).
-    """
-    z0_ar, noise_ar = module.to_ar(module.to_target(z0, token_cond)), module.to_ar(noise)
-    z_t = scheduler.add_noise(z0_ar, noise_ar, t)
-    target = scheduler.training_target(z0_ar, noise_ar, t)
-    n_cond = 0 if cond is None else cond.shape[1]
-    mask = module.attention_mask(len(module.block_sizes), n_cond, cond_valid if n_cond else None)
-    pred = module.dat(
-        z_t, t, block_sizes=module.block_sizes, z_clean=z0_ar, cond=cond if n_cond else None,
-        taxon_index=module.ar_perm, token_cond=module.to_ar(token_cond), attn_mask=mask,
-    )
-    return module.from_ar((pred - target).pow(2).mean(-1, keepdim=True))[..., 0]
+    """:meth:`LatentDiffusion.diffusion_loss` with given timesteps ``t`` (B,) and ``noise``: the sharded
+    trainer draws them for the whole global batch and passes each rank its slice, so the random
+    numbers match a single process."""
+    return module.diffusion_loss(z0, token_cond, scheduler, cond=cond, cond_valid=cond_valid, t=t, noise=noise)
 
 
 class VAEStep(torch.nn.Module):

@@ -185,17 +185,23 @@ class LatentDiffusion(nn.Module):
         cond: torch.Tensor | None = None,
         cond_valid: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        t: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-token denoising error (B, q), table order (teacher forcing over all AR blocks at once).
 
         z0 (B, q, d_z) clean standardised latents and token_cond (B, q, d_z + 2), table order. One
         timestep per sample. The error is the squared error of the eps / v prediction, averaged over
-        the d_z latent dimensions; the trainer decides how to weight tokens.
+        the d_z latent dimensions; the trainer decides how to weight tokens. ``t`` (B,) and ``noise``
+        (like z0) are drawn from ``generator`` unless given (the sharded trainer draws them for the
+        global batch and passes each rank its slice).
         """
         B = z0.shape[0]
         device = z0.device
-        t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator, device=device)
-        noise = torch.randn(z0.shape, generator=generator, device=device, dtype=z0.dtype)
+        if t is None:
+            t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator, device=device)
+        if noise is None:
+            noise = torch.randn(z0.shape, generator=generator, device=device, dtype=z0.dtype)
         z0_ar, noise_ar = self.to_ar(self.to_target(z0, token_cond)), self.to_ar(noise)
         z_t = scheduler.add_noise(z0_ar, noise_ar, t)
         target = scheduler.training_target(z0_ar, noise_ar, t)
