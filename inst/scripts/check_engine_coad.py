@@ -20,7 +20,7 @@ import numpy as np
 from pydepmicro.datasets import load_tcma
 from pydepmicro.evaluate import baselines_for, draw_mask, imputation_metrics, masked_log_inputs
 from pydepmicro.cli_model import parse_value
-from pydepmicro.model import DepMicroDiff
+from pydepmicro.model import _FIT_OPTIONS, DepMicroDiff
 
 KEEP = ("pcc", "per_taxon_pcc", "rmse", "false_fill", "dropout_auroc", "observed_fidelity", "coverage")
 
@@ -39,8 +39,7 @@ def main() -> None:
     parser.add_argument("options", nargs="*", help="model/fit options as key=value")
     args = parser.parse_args()
     options = {k: parse_value(v) for k, v in (o.split("=", 1) for o in args.options)}
-    fit_keys = {"vae_steps", "dat_steps", "batch_size", "vae_lr", "dat_lr", "max_hide", "max_drop", "hide_zeros"}
-    fit_opts = {k: options.pop(k) for k in list(options) if k in fit_keys}
+    fit_opts = {k: options.pop(k) for k in list(options) if k in _FIT_OPTIONS}
 
     table = load_tcma(args.cancer)
     mask = draw_mask(table, seed=args.seed, variant="p1")

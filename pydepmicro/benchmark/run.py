@@ -61,6 +61,7 @@ from ..evaluate import (
     masked_log_inputs,
 )
 from ..evaluate.baselines import BASELINES
+from ..evaluate.metrics import auroc
 from ..evaluate.masks import _RANK_LEVEL
 from ..table import MicrobiomeTable
 from ._measure import Meter, process_peak_mb
@@ -408,14 +409,6 @@ def _model_estimates(result, fed: MicrobiomeTable, settings: BenchmarkSettings, 
     return est, lower, upper, presence, int(left.sum())
 
 
-def _auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    if pos.size == 0 or neg.size == 0:
-        return float("nan")
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(np.r_[np.ones(pos.size), np.zeros(neg.size)], np.r_[pos, neg]))
-
-
 class _Pretrained:
     """The VAE pretrained on the other datasets, per (data, seed), cached in memory and on disk."""
 
@@ -649,7 +642,7 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
                     mask = ctx["mask"]
                     left = int(mask.drawn[~(np.nansum(fed.counts, axis=1) > 0)].sum())
                     true_zero = ~np.isnan(truth) & ~mask.hidden & (np.nan_to_num(truth) == 0)
-                    metrics["presence_auroc"] = _auroc(presence[mask.drawn], presence[true_zero])
+                    metrics["presence_auroc"] = auroc(presence[mask.drawn], presence[true_zero])
                     done_samplers[job.sampler] = (est, metrics, imp_m, left)
                 est, metrics, imp_m, left = done_samplers[job.sampler]
             except Exception as exc:

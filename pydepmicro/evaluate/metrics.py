@@ -84,7 +84,7 @@ def imputation_metrics(truth, imputed, mask: EvalMask, *, observed=None, lower=N
     out["per_sample_pcc"], out["n_samples_pcc"] = _grouped_pcc(truth, imputed, drawn, axis=1)
     zeros = imputed[true_zero]
     out["false_fill"] = float(np.mean(zeros > FILL_THRESHOLD)) if zeros.size else np.nan
-    out["dropout_auroc"] = _auroc(p, zeros)
+    out["dropout_auroc"] = auroc(p, zeros)
     out["observed_fidelity"] = (float(np.max(np.abs(imputed[kept] - truth[kept])))
                                 if kept.any() else np.nan)
     out["coverage"] = _coverage(t, drawn, lower, upper, mask.shape)
@@ -149,7 +149,8 @@ def _grouped_pcc(truth, imputed, drawn, *, axis: int) -> tuple[float, int]:
     return (float(np.median(values)) if values.size else np.nan), int(values.size)
 
 
-def _auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve of scores of positives against negatives (NaN when either is empty)."""
     if positive.size == 0 or negative.size == 0:
         return np.nan
     from sklearn.metrics import roc_auc_score

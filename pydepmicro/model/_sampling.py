@@ -131,15 +131,6 @@ def available_memory(device: torch.device) -> int | None:
         return None
 
 
-def _heads(module: torch.nn.Module) -> int:
-    for m in module.modules():
-        if isinstance(getattr(m, "n_heads", None), int):
-            return m.n_heads
-        if isinstance(getattr(m, "num_heads", None), int):
-            return m.num_heads
-    return 1
-
-
 def sequence_bytes(module, n_taxa: int, n_cond: int) -> int:
     """Estimated peak bytes of one sequence (one sample x one draw) in a forward pass (float32).
 
@@ -151,8 +142,8 @@ def sequence_bytes(module, n_taxa: int, n_cond: int) -> int:
     """
     dat, vae = module.dat, module.vae
     L = n_cond + 2 * n_taxa
-    dat_bytes = 4 * (12 * L * dat.d_model + 2 * _heads(dat) * L * L)
-    vae_bytes = 4 * (12 * n_taxa * vae.d_model + 2 * _heads(vae) * n_taxa * n_taxa)
+    dat_bytes = 4 * (12 * L * dat.d_model + 2 * dat.config["n_heads"] * L * L)
+    vae_bytes = 4 * (12 * n_taxa * vae.d_model + 2 * vae.config["n_heads"] * n_taxa * n_taxa)
     return int(_SAFETY * max(dat_bytes, vae_bytes))
 
 
