@@ -1,6 +1,6 @@
 """pydepmicro: DepMicroDiff for sparse microbiome tables (samples x taxa in Python)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .errors import DepMicroError  # noqa: E402
 from .io import read_metadata, read_table, write_table  # noqa: E402

@@ -1,6 +1,8 @@
-"""``depmicro evaluate-generation`` and ``depmicro simulate-copula`` (registered by :mod:`pydepmicro.cli`).
+"""``depmicro generate``, ``depmicro evaluate-generation`` and ``depmicro simulate-copula``
+(registered by :mod:`pydepmicro.cli`).
 
-Thin shells over :func:`pydepmicro.evaluate.ecology.evaluate_generation` and
+Thin shells over :meth:`pydepmicro.model.DepMicroDiff.generate`,
+:func:`pydepmicro.evaluate.ecology.evaluate_generation` and
 :class:`pydepmicro.evaluate.copula.CopulaGenerator`. ``simulate-copula`` is a command of its own
 rather than a ``--method`` of ``depmicro simulate``: ``simulate`` draws a table from nothing, this one
 learns from a REAL table, like ``depmicro generate --model``.
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from .cli_model import precision_option
 from .io import READ_FORMATS, WRITE_FORMATS
 
 
@@ -108,4 +111,55 @@ def simulate_copula(real_path, n_samples, output_path, fmt, to_fmt, seed, round_
                f"(real {real.zero_fraction:.3f}) -> {', '.join(map(str, written))}")
 
 
-commands = (evaluate_generation_cmd, simulate_copula)
+@click.command("generate")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Trained model folder (depmicro train ... -o MODEL).")
+@click.option("-n", "n_samples", type=click.IntRange(1), help="Samples to generate (default with --meta: one per row).")
+@click.option("--meta", type=click.Path(dir_okay=False),
+              help="Metadata of the samples to generate (CSV/TSV, first column = id): one conditioned sample per row.")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False),
+              help="Synthetic table (format from the extension or --to).")
+@click.option("--to", "to_fmt", default=None, type=click.Choice(WRITE_FORMATS),
+              help="Output format (default: from the extension).")
+@click.option("--sampler", default="ddim:50", show_default=True, help="ddim:K, ddpm:K, full, fractional:n or adaptive.")
+@click.option("--library-size", type=click.IntRange(1),
+              help="Read depth of every sample (default: drawn from the training table's depths).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@precision_option
+@click.option("--batch-size", default=512, show_default=True, type=click.IntRange(1),
+              help="Samples per forward pass: bounds memory.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(model_dir, n_samples, meta, output_path, to_fmt, sampler, library_size, seed, device, precision, batch_size,
+             force, quiet):
+    """Draw synthetic samples from a trained model (conditioned on --meta when given).
+
+    Presence of each taxon is sampled (0/1) by the model's sparsity-preserving decoder, so the synthetic
+    table is as sparse as real ones; counts are the drawn relative abundances at each sample's read depth.
+    """
+    from .errors import InvalidOptionError
+    from .io import output_paths, write_table
+    from .io._atomic import check_writable
+    from .io.metadata import read_metadata
+    from .model import DepMicroDiff, parse_sampler
+
+    parse_sampler(sampler)
+    if n_samples is None and meta is None:
+        raise InvalidOptionError("say how many samples to generate", hint="give -n N, or --meta with one row per sample")
+    fmt_out, paths = output_paths(output_path, to_fmt)
+    check_writable(paths, force=force)  # before any work
+    model = DepMicroDiff.load(model_dir, device=device, precision=precision)
+    if not model.is_fitted:
+        raise InvalidOptionError(f"{model_dir} holds a pretrained VAE only",
+                                 hint=f"train a model first: depmicro train TABLE --pretrained {model_dir} -o MODEL")
+    frame = None if meta is None else read_metadata(meta)
+    synth = model.generate(n_samples, meta=frame, sampler=sampler, library_size=library_size, seed=seed,
+                           batch_size=batch_size, progress=not quiet)
+    written = write_table(synth, output_path, fmt_out, force=force)
+    kind = "conditioned on " + meta if frame is not None and model.metadata_columns else "unconditional"
+    click.echo(f"generated {synth.n_samples} samples x {synth.n_taxa} taxa ({kind}), zero fraction "
+               f"{synth.zero_fraction:.3f} -> {', '.join(map(str, written))}")
+
+
+commands = (generate, evaluate_generation_cmd, simulate_copula)

@@ -69,6 +69,11 @@ def _done(start: float) -> None:
     click.echo(f"wall time {time.perf_counter() - start:.1f} s, peak memory {peak:.0f} MiB", err=True)
 
 
+precision_option = click.option(
+    "--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
+    help="auto: bfloat16 autocast on a GPU that supports it, float32 elsewhere.")
+
+
 def input_options(func):
     """TABLE and how to read it (train, impute)."""
     options = [
@@ -92,6 +97,9 @@ def training_options(func):
                      help="Denoiser (DAT) training steps."),
         click.option("--batch-size", "train_batch", default=64, show_default=True, type=click.IntRange(1),
                      help="Training batch size."),
+        click.option("--generate-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 0.5),
+                     help="Share of training samples hidden entirely, so the model learns to generate "
+                          "(depmicro generate); 0 = a model that cannot generate."),
         click.option("--dependency", default=None, type=click.Choice(["both", "ftest", "mi", "none"]),
                      help="How to find the dependency mask (default: both tests)."),
         click.option("--no-metadata", is_flag=True, help="Do not condition on sample metadata."),
@@ -106,7 +114,7 @@ def training_options(func):
     return func
 
 
-def _new_model(device, settings, dependency, no_metadata, text_encoder, pretrained=None):
+def _new_model(device, settings, dependency, no_metadata, text_encoder, pretrained=None, precision="auto"):
     from .model import DepMicroDiff
 
     hparams = _hparams(settings)
@@ -117,8 +125,8 @@ def _new_model(device, settings, dependency, no_metadata, text_encoder, pretrain
     if text_encoder:
         hparams["text_encoder"] = text_encoder
     if pretrained is None:
-        return DepMicroDiff(device=device, **hparams)
-    model = DepMicroDiff.load(pretrained, device=device)
+        return DepMicroDiff(device=device, precision=precision, **hparams)
+    model = DepMicroDiff.load(pretrained, device=device, precision=precision)
     if model.is_fitted:
         raise InvalidOptionError(f"{pretrained} is a trained model, not a pretrained VAE",
                                  hint="give a folder written by `depmicro pretrain`, or use `impute --model`")
@@ -126,9 +134,9 @@ def _new_model(device, settings, dependency, no_metadata, text_encoder, pretrain
     return model
 
 
-def _fit(model, table, vae_steps, dat_steps, train_batch, seed, quiet):
-    return model.fit(table, vae_steps=vae_steps, dat_steps=dat_steps, batch_size=train_batch, seed=seed,
-                     progress=not quiet)
+def _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, seed, quiet):
+    return model.fit(table, vae_steps=vae_steps, dat_steps=dat_steps, batch_size=train_batch,
+                     generate_fraction=generate_fraction, seed=seed, progress=not quiet)
 
 
 # ---------------------------------------------------------------------- pretrain
@@ -141,15 +149,16 @@ def _fit(model, table, vae_steps, dat_steps, train_batch, seed, quiet):
 @click.option("--steps", default=2000, show_default=True, type=click.IntRange(1), help="Training steps.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@precision_option
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Model hyperparameter (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def pretrain(tables, output, fmt, steps, seed, device, settings, force, quiet):
+def pretrain(tables, output, fmt, steps, seed, device, precision, settings, force, quiet):
     """Pretrain the VAE on one or more TABLEs (e.g. other cancers), for `depmicro train --pretrained`."""
     from .model import DepMicroDiff
 
     start = time.perf_counter()
-    model = DepMicroDiff(device=device, **_hparams(settings))
+    model = DepMicroDiff(device=device, precision=precision, **_hparams(settings))
     _model_dir_free(output, force)
     read = [_read(path, fmt, None, "keep") for path in tables]
     for path, table in zip(tables, read):
@@ -172,17 +181,18 @@ def pretrain(tables, output, fmt, steps, seed, device, settings, force, quiet):
 @training_options
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@precision_option
 @click.option("--force", is_flag=True, help="Overwrite an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(table_path, meta, missing, fmt, pretrained, output, vae_steps, dat_steps, train_batch, dependency,
-          no_metadata, text_encoder, settings, seed, device, force, quiet):
+def train(table_path, meta, missing, fmt, pretrained, output, vae_steps, dat_steps, train_batch, generate_fraction,
+          dependency, no_metadata, text_encoder, settings, seed, device, precision, force, quiet):
     """Train DepMicroDiff on TABLE and save it to a model folder (config.json, model.safetensors, taxa.tsv,
     training curves)."""
     start = time.perf_counter()
-    model = _new_model(device, settings, dependency, no_metadata, text_encoder, pretrained)
+    model = _new_model(device, settings, dependency, no_metadata, text_encoder, pretrained, precision=precision)
     _model_dir_free(output, force)
     table = _read(table_path, fmt, meta, missing)
-    _fit(model, table, vae_steps, dat_steps, train_batch, seed, quiet)
+    _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, seed, quiet)
     if not _main_process():
         return
     model.save(output, force=force)
@@ -234,13 +244,14 @@ def _output_format(table_path, fmt, output, out_format):
 @training_options
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@precision_option
 @click.option("--impute-batch", default=512, show_default=True, type=click.IntRange(1),
               help="Sequences (samples x draws) per forward pass when imputing: bounds memory.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws, sampler, estimate, zeros,
-           dropout_threshold, align, save_model, vae_steps, dat_steps, train_batch, dependency, no_metadata, text_encoder, settings,
-           seed, device, impute_batch, force, quiet):
+           dropout_threshold, align, save_model, vae_steps, dat_steps, train_batch, generate_fraction, dependency,
+           no_metadata, text_encoder, settings, seed, device, precision, impute_batch, force, quiet):
     """Impute TABLE: missing (NA) entries always, zeros by --zeros. Writes the imputed table and, beside it,
     which entries were imputed, the spread of the draws and each zero's dropout probability."""
     from .io import imputation_paths, write_imputation
@@ -256,12 +267,12 @@ def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws,
         if given or no_metadata:
             raise InvalidOptionError(f"{', '.join(given) or '--no-metadata'} only apply when training; --model was given",
                                      hint="drop them, or leave out --model to train on TABLE")
-        model = DepMicroDiff.load(model_dir, device=device)
+        model = DepMicroDiff.load(model_dir, device=device, precision=precision)
         if not model.is_fitted:
             raise InvalidOptionError(f"{model_dir} holds a pretrained VAE only",
                                      hint=f"train a model first: depmicro train TABLE --pretrained {model_dir} -o MODEL")
     else:
-        model = _new_model(device, settings, dependency, no_metadata, text_encoder)
+        model = _new_model(device, settings, dependency, no_metadata, text_encoder, precision=precision)
     out_fmt = _output_format(table_path, fmt, output, out_format)
     _, paths = imputation_paths(output, out_fmt)
     check_writable(paths, force=force)
@@ -270,7 +281,7 @@ def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws,
     table = _read(table_path, fmt, meta, missing)
     if model_dir is None:
         click.echo(f"training on {table.n_samples} samples x {table.n_taxa} taxa (no --model given)", err=True)
-        _fit(model, table, vae_steps, dat_steps, train_batch, seed, quiet)
+        _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, seed, quiet)
     if not _main_process():  # torchrun: rank 0 imputes and writes
         return
     result = model.impute(table, draws=draws, sampler=sampler, estimate=estimate, zeros=zeros,

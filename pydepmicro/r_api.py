@@ -43,7 +43,7 @@ from .errors import DepMicroError, InvalidOptionError, InvalidValueError
 from .table import MicrobiomeTable
 
 #: bumped when a signature or a returned field changes; the R package checks it
-API_VERSION = 1
+API_VERSION = 2
 
 
 def _host_exports_blas() -> bool:
@@ -301,6 +301,34 @@ def train(counts, sample_ids, taxa_ids, meta=None, meta_na=None, meta_ids=None, 
     model = DepMicroDiff(device=device, **opts)
     model.fit(table, seed=_seed(seed), progress=bool(progress), **fit_opts)
     return {"model": model, **_model_info(model)}
+
+
+@_entry
+def generate(model, n=None, meta=None, meta_na=None, meta_ids=None, library_size=None, seed=0, options=None,
+             progress: bool = False) -> dict:
+    """Draw synthetic samples: :meth:`pydepmicro.model.DepMicroDiff.generate` with plain arrays out.
+
+    ``model`` is a trained model or its folder; ``meta`` (columns, NA masks, row ids), when given,
+    conditions one sample on each row and names the samples; ``options``: ``sampler``,
+    ``batch_size``, ``device``. Returns ``counts`` (n_samples x n_taxa), ``sample_ids``,
+    ``taxa_ids``, ``conditional`` and ``seconds``.
+    """
+    opts = _options(options)
+    device = opts.pop("device", "auto")
+    unknown = sorted(set(opts) - {"sampler", "batch_size"})
+    if unknown:
+        raise InvalidOptionError(f"unknown option(s) for generate: {', '.join(unknown)}",
+                                 hint="use sampler and batch_size")
+    resolved = _resolve_model(model, device)
+    meta_frame = _meta(meta, meta_na, meta_ids)
+    count = None if n is None else int(_option_value(n))
+    depth = None if library_size is None else _option_value(library_size)
+    start = time.perf_counter()
+    table = resolved.generate(count, meta=meta_frame, library_size=depth, seed=_seed(seed), progress=bool(progress),
+                              **opts)
+    return {"counts": table.counts, "sample_ids": list(table.sample_ids), "taxa_ids": list(table.taxa_ids),
+            "conditional": bool(meta_frame is not None and resolved.metadata_columns),
+            "seconds": time.perf_counter() - start}
 
 
 @_entry

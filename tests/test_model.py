@@ -232,3 +232,20 @@ def test_impute_function_trains_transductively(table):
     assert np.array_equal(result.imputed, np.isnan(table.counts))
     with pytest.raises(InvalidOptionError, match="only apply when training"):
         impute(table, model=result.model, vae_steps=3, progress=False)
+
+
+def test_precision_auto_is_float32_on_cpu_and_bf16_autocast_runs(table, model, tmp_path):
+    assert DepMicroDiff(device="cpu").precision == "fp32"
+    with pytest.raises(InvalidOptionError, match="precision"):
+        DepMicroDiff(device="cpu", precision="fp16")
+    bf16 = DepMicroDiff(metadata=False, device="cpu", precision="bf16", **TINY).fit(table, seed=0, **STEPS)
+    assert bf16.training["fit"]["vae"]["precision"] == "bf16" == bf16.training["fit"]["denoiser"]["precision"]
+    result = bf16.impute(table, draws=2, sampler="ddim:3", progress=False)
+    assert result.options["precision"] == "bf16" and np.isfinite(result.table.counts).all()
+    assert np.isfinite(bf16.generate(4, sampler="ddim:3", progress=False).counts).all()
+    # the same float32 model imputed under bf16 autocast: close to, not equal to, float32
+    exact = model.impute(table, draws=0, progress=False).values
+    model.save(tmp_path / "m")
+    approx = DepMicroDiff.load(tmp_path / "m", device="cpu", precision="bf16").impute(table, draws=0,
+                                                                                       progress=False).values
+    assert not np.array_equal(exact, approx) and np.nanmax(np.abs(exact - approx)) < 0.25

@@ -147,6 +147,31 @@ def test_train_save_load_impute(table, tmp_path):
     assert refused["error_class"] == "InvalidOptionError"
 
 
+
+@pytest.fixture(scope="module")
+def generator(table):
+    return _ok(r_api.train(**_args(table), seed=2, options={**MODEL, **FIT}))["model"]
+
+
+def test_generate_returns_counts_and_ids(generator, table):
+    out = _ok(r_api.generate(generator, n=5.0, seed=3.0, options={"sampler": "ddim:4", "batch_size": 2.0}))
+    assert out["counts"].shape == (5, table.n_taxa)  # samples x taxa, as R expects before its transpose
+    assert out["sample_ids"] == [f"synthetic_{i}" for i in range(1, 6)] and out["taxa_ids"] == list(table.taxa_ids)
+    counts = out["counts"]
+    assert (counts >= 0).all() and np.array_equal(counts, np.rint(counts)) and (counts.sum(1) > 0).all()
+    assert out["conditional"] is False and out["seconds"] > 0
+    again = _ok(r_api.generate(generator, n=5.0, seed=3.0, options={"sampler": "ddim:4", "batch_size": 2.0}))
+    assert np.array_equal(again["counts"], counts)
+    named = _ok(r_api.generate(generator, meta={}, meta_na={}, meta_ids=["a", "b"], library_size=100.0, seed=1,
+                               options={"sampler": "ddim:4"}))
+    assert named["sample_ids"] == ["a", "b"] and named["counts"].shape == (2, table.n_taxa)
+
+
+def test_generate_unknown_option_is_an_error_naming_it(generator):
+    bad = r_api.generate(generator, n=2, options={"draws": 3.0, "sampler": "ddim:4"})
+    assert bad["status"] == "error" and bad["error_class"] == "InvalidOptionError"
+    assert "draws" in bad["message"] and "\n" not in bad["message"]
+
 def test_dependencies_as_plain_columns(table):
     out = _ok(r_api.dependencies(**_args(table), seed=1, options={"method": "ftest", "min_nonzero": 5.0}))
     assert set(out["edges"]) == {"source", "target", "test", "statistic", "p", "q", "direction", "sign", "n",

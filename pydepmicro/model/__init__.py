@@ -10,7 +10,7 @@ from ._result import ImputationResult
 from ._sampling import parse_sampler
 
 _FIT_OPTIONS = ("vae_steps", "dat_steps", "batch_size", "vae_lr", "dat_lr", "max_hide", "max_drop", "hide_zeros",
-                "val_fraction", "dep")
+                "generate_fraction", "val_fraction", "dep")
 _IMPUTE_OPTIONS = ("draws", "sampler", "estimate", "zeros", "dropout_threshold", "batch_size", "align", "keep_draws")
 
 

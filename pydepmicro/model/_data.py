@@ -80,6 +80,7 @@ def corrupt(
     max_drop: float,
     hide_zeros: bool,
     generator: torch.Generator | None,
+    hide_all: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training-time masking: returns (y_in, observed_in, changed), all (B, q).
 
@@ -87,6 +88,11 @@ def corrupt(
     "Hidden" entries become missing (the aware regime: the model is told); "dropped" nonzero entries
     become observed zeros (the blind regime: it is not). By default only nonzero entries are hidden,
     because a dropout can only hide a taxon that is there; ``hide_zeros`` hides zeros as well.
+
+    ``hide_all``: each sample is, with this probability, hidden entirely (nothing observed): a
+    generation example, from which the model learns to draw whole samples. Such rows are not
+    flagged in ``changed`` (that term of the loss is about imputation); ``observed_in`` is all False
+    for them, which is how the trainer recognises them (:func:`generation_rows`).
     """
     B, q = y.shape
     dev = y.device
@@ -99,8 +105,17 @@ def corrupt(
     hide = hideable & (uniform(B, q) < uniform(B, 1) * max_hide)
     drop = nonzero & ~hide & (uniform(B, q) < uniform(B, 1) * max_drop)
     changed = hide | drop
-    y_in = torch.where(changed, torch.zeros_like(y), y)
+    if hide_all > 0:  # drawn last, so hide_all = 0 leaves the random stream of older models unchanged
+        whole = uniform(B, 1) < hide_all
+        hide = hide | (observed & whole)
+        changed = changed & ~whole
+    y_in = torch.where(hide | drop, torch.zeros_like(y), y)
     return y_in, observed & ~hide, changed
+
+
+def generation_rows(observed: torch.Tensor, observed_in: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: rows :func:`corrupt` hid entirely (something observed, nothing left visible)."""
+    return observed.any(1) & ~observed_in.any(1)
 
 
 # ---------------------------------------------------------------------- taxa alignment

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ..errors import InvalidOptionError
@@ -32,3 +34,25 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     elif dev.type != "cpu":
         raise InvalidOptionError(f"unsupported device {device!r}", hint="use auto, cpu, cuda or cuda:N")
     return dev
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" | "fp32" | "bf16" -> "fp32" or "bf16". "auto" takes bf16 on a CUDA GPU that supports it
+    (autocast: matrix products in bfloat16, weights, losses and the sampler's arithmetic in float32)
+    and float32 elsewhere; "bf16" is honoured on the CPU too (slower there on most machines)."""
+    value = str(precision).strip().lower()
+    if value not in PRECISIONS:
+        raise InvalidOptionError(f"unknown precision {precision!r}", hint="use auto, fp32 or bf16")
+    if value == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return value
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of ``precision`` on ``device`` (a no-op for fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -75,6 +75,14 @@ class DistContext:
         # buffers are identical on every rank (same seed, same data): no need to broadcast them
         return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
+    def all_sum_grad(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum over ranks that gradients pass through (torch.distributed.nn): the backward sums the
+        ranks' gradients, so a loss every rank computes from the global sum, added unscaled, gets the
+        exact gradient after DDP's averaging."""
+        from torch.distributed.nn.functional import all_reduce
+
+        return all_reduce(values, op=dist.ReduceOp.SUM)
+
     def all_sum(self, values: torch.Tensor) -> torch.Tensor:
         values = values.clone()
         dist.all_reduce(values, op=dist.ReduceOp.SUM)

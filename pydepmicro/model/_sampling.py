@@ -27,6 +27,7 @@ from ..errors import InvalidOptionError
 from ..scheduler import DDIMScheduler, DDPMScheduler
 from ..table import MicrobiomeTable
 from ._data import Alignment, Prepared
+from ._device import autocast
 from ._result import ImputationResult
 
 SAMPLERS = ("ddim", "ddpm", "full", "fractional", "adaptive", "vae")
@@ -226,6 +227,7 @@ def draw_estimates(
     estimate: str = "draws",
     mean_scheduler=None,
     memory_limit: int | None = None,
+    precision: str = "fp32",
 ) -> dict[str, np.ndarray]:
     """Run the sampler over every sample not in ``skip`` (n,) bool; arrays (n, q) in model taxon order.
 
@@ -244,40 +246,49 @@ def draw_estimates(
     all_draws = np.full((draws, n, q), np.nan) if keep_draws else None
     chunks = [rows[i : i + per_batch] for i in range(0, len(rows), per_batch)]
     for chunk in tqdm(chunks, desc="imputing", unit="batch", disable=not progress, leave=False):
-        yb, ob = y[chunk].to(device), observed[chunk].to(device)
-        tc = module.token_condition(yb, ob)
-        c = cv = None
-        if cond is not None:
-            c, cv = cond[chunk.to(cond.device)], cond_valid[chunk.to(cond.device)]
-        idx = chunk.numpy()
-        if estimate == "mean":
-            if schedulers:
-                dec = module.decode(module.predict_mean(tc, mean_scheduler, cond=c, cond_valid=cv))
-            else:
-                dec = module.vae.decode(module.vae.encode(yb, ob, module.vae_index)[0], module.vae_index)
-            prob, abund = (dec[k].double().cpu().numpy() for k in ("presence_prob", "abundance"))
-            out["value"][idx], out["presence_prob"][idx], out["abundance"][idx] = prob * abund, prob, abund
-        if not draws:
-            continue
-        if schedulers:
-            rep = (lambda v: None if v is None else v.repeat_interleave(draws, dim=0))
-            dec = module.decode(module.sample(rep(tc), schedulers, cond=rep(c), cond_valid=rep(cv), generator=gen))
-        else:
-            mu, logvar = module.vae.encode(yb, ob, module.vae_index)
-            mu, logvar = mu.repeat_interleave(draws, dim=0), logvar.repeat_interleave(draws, dim=0)
-            dec = module.vae.decode(module.vae.reparameterize(mu, logvar, generator=gen), module.vae_index)
-        shape = (len(chunk), draws, q)
-        est = (dec["presence_prob"] * dec["abundance"]).reshape(shape).double().cpu().numpy()
-        out["spread"][idx] = est.std(1, ddof=1) if draws > 1 else 0.0
-        if estimate == "draws":
-            out["value"][idx] = est.mean(1)
-            out["presence_prob"][idx] = dec["presence_prob"].reshape(shape).double().cpu().numpy().mean(1)
-            out["abundance"][idx] = dec["abundance"].reshape(shape).double().cpu().numpy().mean(1)
-        if keep_draws:
-            all_draws[:, idx] = est.transpose(1, 0, 2)
+        with autocast(torch.device(device), precision):
+            _impute_chunk(module, chunk, y, observed, cond, cond_valid, schedulers, out, all_draws, draws=draws,
+                          estimate=estimate, mean_scheduler=mean_scheduler, gen=gen, device=device)
     if keep_draws:
         out["draws"] = all_draws
     return out
+
+
+def _impute_chunk(module, chunk, y, observed, cond, cond_valid, schedulers, out, all_draws, *, draws, estimate,
+                  mean_scheduler, gen, device) -> None:
+    """One batch of :func:`draw_estimates`: fills ``out`` (and ``all_draws``) at the chunk's rows."""
+    q = y.shape[1]
+    yb, ob = y[chunk].to(device), observed[chunk].to(device)
+    tc = module.token_condition(yb, ob)
+    c = cv = None
+    if cond is not None:
+        c, cv = cond[chunk.to(cond.device)], cond_valid[chunk.to(cond.device)]
+    idx = chunk.numpy()
+    if estimate == "mean":
+        if schedulers:
+            dec = module.decode(module.predict_mean(tc, mean_scheduler, cond=c, cond_valid=cv))
+        else:
+            dec = module.vae.decode(module.vae.encode(yb, ob, module.vae_index)[0], module.vae_index)
+        prob, abund = (dec[k].double().cpu().numpy() for k in ("presence_prob", "abundance"))
+        out["value"][idx], out["presence_prob"][idx], out["abundance"][idx] = prob * abund, prob, abund
+    if not draws:
+        return
+    if schedulers:
+        rep = (lambda v: None if v is None else v.repeat_interleave(draws, dim=0))
+        dec = module.decode(module.sample(rep(tc), schedulers, cond=rep(c), cond_valid=rep(cv), generator=gen))
+    else:
+        mu, logvar = module.vae.encode(yb, ob, module.vae_index)
+        mu, logvar = mu.repeat_interleave(draws, dim=0), logvar.repeat_interleave(draws, dim=0)
+        dec = module.vae.decode(module.vae.reparameterize(mu, logvar, generator=gen), module.vae_index)
+    shape = (len(chunk), draws, q)
+    est = (dec["presence_prob"] * dec["abundance"]).reshape(shape).double().cpu().numpy()
+    out["spread"][idx] = est.std(1, ddof=1) if draws > 1 else 0.0
+    if estimate == "draws":
+        out["value"][idx] = est.mean(1)
+        out["presence_prob"][idx] = dec["presence_prob"].reshape(shape).double().cpu().numpy().mean(1)
+        out["abundance"][idx] = dec["abundance"].reshape(shape).double().cpu().numpy().mean(1)
+    if all_draws is not None:
+        all_draws[:, idx] = est.transpose(1, 0, 2)
 
 
 def _to_table_order(array: np.ndarray, alignment: Alignment, n_cols: int) -> np.ndarray:
@@ -333,3 +344,65 @@ def assemble(
                      n_missing_left=int(np.isnan(counts).sum()), n_samples_skipped=int(skip.sum()),
                      n_taxa_not_in_model=alignment.n_extra, n_model_taxa_absent=alignment.n_absent),
     )
+
+
+# ---------------------------------------------------------------------- generation
+
+
+@torch.no_grad()
+def draw_samples(
+    module,
+    n: int,
+    cond: torch.Tensor | None,
+    cond_valid: torch.Tensor | None,
+    schedulers: list,
+    *,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+    precision: str = "fp32",
+) -> dict[str, np.ndarray]:
+    """Draw ``n`` whole samples (nothing observed); arrays (n, q) in model taxon order.
+
+    Keys: ``present`` (hard 0/1 presence mask, Bernoulli(presence_prob) drawn by the decoder, with
+    the calibrated presence logits), ``abundance`` (log-scale value when present: the decoder's value
+    plus N(0, abundance_sd^2) noise, the likelihood's scatter) and ``presence_prob``. ``cond`` (n, c, dim) with
+    ``cond_valid`` (n, c) conditions each sample on its metadata; invalid tokens are ignored.
+    """
+    module.eval()
+    q = module.q
+    per_batch = plan_batch(module, n_samples=n, n_taxa=q, n_cond=0 if cond is None else cond.shape[1], draws=1,
+                           batch_size=batch_size, keep_draws=False, device=torch.device(device))
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    out = {k: np.zeros((n, q)) for k in ("present", "abundance", "presence_prob")}
+    chunks = [np.arange(i, min(i + per_batch, n)) for i in range(0, n, per_batch)]
+    for idx in tqdm(chunks, desc="generating", unit="batch", disable=not progress, leave=False):
+        empty = torch.zeros(len(idx), q, device=device)
+        tc = module.token_condition(empty, empty > 0)
+        c = cv = None
+        if cond is not None:
+            c, cv = cond[idx].to(device), cond_valid[idx].to(device)
+        with autocast(torch.device(device), precision):
+            z = module.sample(tc, schedulers, cond=c, cond_valid=cv, generator=gen)
+            dec = module.decode(z, presence="sample", generator=gen, calibrated=True)
+        noise = torch.randn(dec["abundance"].shape, generator=gen, device=device) * module.abundance_sd
+        out["present"][idx] = dec["presence_mask"].double().cpu().numpy()
+        out["abundance"][idx] = (dec["abundance"] + noise).clamp_min(1e-3).double().cpu().numpy()
+        out["presence_prob"][idx] = dec["presence_prob"].double().cpu().numpy()
+    return out
+
+
+def to_counts(drawn: dict[str, np.ndarray], library_sizes: np.ndarray, *, scale: float, log_base: float) -> np.ndarray:
+    """Drawn samples -> counts (n, q): relative abundances of the present taxa, closed to 1 and
+    scaled to each sample's library size; a present taxon keeps at least one read, so rounding never
+    changes the sparsity the decoder drew. A sample drawn with no taxon present gets its most
+    probable taxon (an empty sample is not a sample)."""
+    present = drawn["present"] > 0.5
+    none = ~present.any(1)
+    present[none, np.argmax(drawn["presence_prob"][none], axis=1)] = True
+    relative = np.where(present, np.expm1(np.maximum(drawn["abundance"], 0.0) * np.log(log_base)) / scale, 0.0)
+    relative = np.where(present, np.maximum(relative, 1e-12), 0.0)
+    share = relative / relative.sum(1, keepdims=True)
+    counts = np.rint(share * np.asarray(library_sizes, dtype=float)[:, None])
+    return np.where(present, np.maximum(counts, 1.0), 0.0)

@@ -150,6 +150,10 @@ def load_model(cls, path, *, device: str = "auto"):
                                      ar_perm=torch.arange(q), block_sizes=config["block_sizes"],
                                      cond_latent=config["hparams"].get("cond_latent", "observed"),
                                      target=config["hparams"].get("target", "latent"))
+            # buffers of generation, absent from folders saved before it existed (such models cannot generate)
+            for key, value in (("generation_std", torch.ones(vae.d_z)), ("presence_offset", torch.zeros(q)),
+                               ("abundance_sd", torch.zeros(q))):
+                state.setdefault(key, value)
             module.load_state_dict(state, strict=True)
             model.module, model.vae, model.taxa = module.to(model.device), module.vae, ids
     except RuntimeError as exc:

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from ..nn.diffusion import LatentDiffusion
 from ..nn.vae import TaxonVAE
 from ..scheduler import NoiseScheduler
-from ._data import corrupt
+from ._data import corrupt, generation_rows
+from ._device import autocast
 from ._distributed import DATStep, DistContext, VAEStep
 
 
@@ -37,6 +38,10 @@ class TrainOptions:
     # training hid or dropped: without the second term those few entries (~4% of a sparse table) barely
     # steer training, and the model learns to copy what it sees rather than to impute
     changed_weight: float = 1.0
+    # share of training samples hidden entirely (generation examples, DepMicroDiff.generate); for
+    # the denoiser, half of them also lose their metadata, so it learns unconditional generation too
+    generate_fraction: float = 0.0
+    precision: str = "fp32"  # "bf16": forward passes under autocast (_device.autocast)
     eval_every: int = 100
     warmup: int = 100
     grad_clip: float = 1.0
@@ -73,11 +78,17 @@ def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
 
 def _vae_loss(vae: TaxonVAE, y, observed, index, options: TrainOptions, beta: float, generator) -> dict:
     y_in, obs_in, changed = corrupt(y, observed, max_hide=options.max_hide, max_drop=options.max_drop,
-                                    hide_zeros=options.hide_zeros, generator=generator)
+                                    hide_zeros=options.hide_zeros, generator=generator,
+                                    hide_all=options.generate_fraction)
     mu, logvar = vae.encode(y_in, obs_in, index)
     z = vae.reparameterize(mu, logvar, generator=generator) if vae.training else mu
     decoded = vae.decode(z, index)
     losses = vae.loss(y, observed, decoded, mu, logvar, beta=beta)
+    if vae.sparsity_weight:
+        uniform = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        counts = vae.presence_counts(decoded["presence_prob"], y, observed, uniform)
+        losses["sparsity_loss"] = vae.sparsity_loss(*counts)
+        losses["loss"] = losses["loss"] + vae.sparsity_weight * losses["sparsity_loss"]
     if options.changed_weight and changed.any():
         on_changed = vae.loss(y, changed, decoded, mu, logvar, beta=0.0)
         losses["changed_loss"] = on_changed["presence_loss"] + on_changed["abundance_loss"]
@@ -122,10 +133,11 @@ def train_vae(
         y, obs, index, rows, _ = datasets[choice[step]]
         batch = torch.as_tensor(rows)[next(iters[choice[step]])].to(device)
         beta = vae.beta * min(1.0, (step + 1) / max(1, options.steps // 4))  # KL warm-up
-        if dist is None:
-            losses = _vae_loss(vae, y[batch], obs[batch], index, options, beta, gen)
-        else:
-            losses = _vae_loss_sharded(step_module, vae, y[batch], obs[batch], index, options, beta, gen, dist)
+        with autocast(y.device, options.precision):
+            if dist is None:
+                losses = _vae_loss(vae, y[batch], obs[batch], index, options, beta, gen)
+            else:
+                losses = _vae_loss_sharded(step_module, vae, y[batch], obs[batch], index, options, beta, gen, dist)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), options.grad_clip)
@@ -154,7 +166,8 @@ def _vae_loss_sharded(step_module, vae: TaxonVAE, y, observed, index, options: T
     returned diagnostics are the global values (summed over ranks).
     """
     y_in, obs_in, changed = corrupt(y, observed, max_hide=options.max_hide, max_drop=options.max_drop,
-                                    hide_zeros=options.hide_zeros, generator=generator)
+                                    hide_zeros=options.hide_zeros, generator=generator,
+                                    hide_all=options.generate_fraction)
     B, q = y.shape
     eps = torch.randn((B, q, vae.d_z), generator=generator, device=y.device, dtype=y.dtype)
     part = dist.shard(torch.arange(B, device=y.device))
@@ -177,12 +190,20 @@ def _vae_loss_sharded(step_module, vae: TaxonVAE, y, observed, index, options: T
         else:
             shares["changed_loss"] = torch.zeros((), device=y.device, dtype=y.dtype)
         loss = loss + options.changed_weight * shares["changed_loss"]
-    shares["loss"] = loss
-    keys = [k for k in ("loss", "presence_loss", "abundance_loss", "kl", "mse", "changed_loss") if k in shares]
+    extra = torch.zeros((), device=y.device, dtype=y.dtype)
+    if vae.sparsity_weight:
+        uniform = torch.rand(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        counts = vae.presence_counts(decoded["presence_prob"], y[part], observed[part], uniform[part])
+        sparsity = vae.sparsity_loss(*(dist.all_sum_grad(c) for c in counts))  # a function of global counts
+        shares["sparsity_loss"] = sparsity / dist.world_size  # every rank holds the global value
+        extra = vae.sparsity_weight * sparsity  # unscaled: see DistContext.all_sum_grad
+    shares["loss"] = loss + extra / dist.world_size
+    keys = [k for k in ("loss", "presence_loss", "abundance_loss", "kl", "mse", "sparsity_loss", "changed_loss")
+            if k in shares]
     total = dist.all_sum(torch.stack([torch.as_tensor(shares[k], dtype=y.dtype, device=y.device).detach()
                                       for k in keys]))
     out = {k: total[i] for i, k in enumerate(keys)}
-    out["loss"] = loss * dist.world_size  # for backward; DDP divides the gradient by the world size
+    out["loss"] = loss * dist.world_size + extra  # for backward; DDP divides the gradient by the world size
     out["_global_loss"] = total[keys.index("loss")]
     return out
 
@@ -205,12 +226,22 @@ def _vae_validation(vae: TaxonVAE, datasets, options: TrainOptions, seed: int) -
     return {f"val_{k}": v / n for k, v in totals.items()} if n else {}
 
 
+def _drop_metadata(cond_valid, observed, observed_in, options: TrainOptions, generator):
+    """Generation rows lose their metadata with probability 1/2 (unconditional generation)."""
+    if cond_valid is None or not options.generate_fraction:
+        return cond_valid
+    coin = torch.rand(observed.shape[0], generator=generator, device=generator.device).to(observed.device) < 0.5
+    return cond_valid & ~(generation_rows(observed, observed_in) & coin)[:, None]
+
+
 def _dat_loss(module: LatentDiffusion, y, obs, cond, cond_valid, scheduler, options, generator) -> torch.Tensor:
     with torch.no_grad():
         z0 = module.encode(y, obs)
         y_in, obs_in, changed = corrupt(y, obs, max_hide=options.max_hide, max_drop=options.max_drop,
-                                        hide_zeros=options.hide_zeros, generator=generator)
+                                        hide_zeros=options.hide_zeros, generator=generator,
+                                        hide_all=options.generate_fraction)
         token_cond = module.token_condition(y_in, obs_in)
+        cond_valid = _drop_metadata(cond_valid, obs, obs_in, options, generator)
     err = module.diffusion_loss(z0, token_cond, scheduler, cond=cond, cond_valid=cond_valid, generator=generator)
     loss = err.mean()
     if options.changed_weight and changed.any():
@@ -229,7 +260,9 @@ def _dat_loss_sharded(step_module, module: LatentDiffusion, y, obs, cond, cond_v
     part = dist.shard(torch.arange(B, device=y.device))
     with torch.no_grad():
         y_in, obs_in, changed = corrupt(y, obs, max_hide=options.max_hide, max_drop=options.max_drop,
-                                        hide_zeros=options.hide_zeros, generator=generator)
+                                        hide_zeros=options.hide_zeros, generator=generator,
+                                        hide_all=options.generate_fraction)
+        cond_valid = _drop_metadata(cond_valid, obs, obs_in, options, generator)
         z0 = module.encode(y[part], obs[part])
         token_cond = module.token_condition(y_in[part], obs_in[part])
         t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator, device=y.device)
@@ -283,12 +316,13 @@ def train_denoiser(
     for step, idx in enumerate(bar):
         b = rows_t[idx.to(device)]
         c, cv = (None, None) if cond is None else (cond[b], cond_valid[b])
-        if dist is None:
-            loss = _dat_loss(module, y[b], observed[b], c, cv, scheduler, options, gen)
-            global_loss = loss
-        else:
-            loss, global_loss = _dat_loss_sharded(step_module, module, y[b], observed[b], c, cv, scheduler, options,
-                                                  gen, dist)
+        with autocast(device, options.precision):
+            if dist is None:
+                loss = _dat_loss(module, y[b], observed[b], c, cv, scheduler, options, gen)
+                global_loss = loss
+            else:
+                loss, global_loss = _dat_loss_sharded(step_module, module, y[b], observed[b], c, cv, scheduler,
+                                                      options, gen, dist)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
@@ -311,12 +345,16 @@ def train_denoiser(
 def _set_residual_scale(module, y, observed, options, seed, n_rounds: int = 4) -> None:
     """Scale of the diffusion target under the training corruption (a few passes over the rows)."""
     gen = torch.Generator(device=y.device).manual_seed(seed + 5)
+    z0 = module.encode(y, observed)
     z0s, conds = [], []
     for _ in range(n_rounds):
         y_in, obs_in, _ = corrupt(y, observed, max_hide=options.max_hide, max_drop=options.max_drop,
                                   hide_zeros=options.hide_zeros, generator=gen)
-        z0s.append(module.encode(y, observed))
+        z0s.append(z0)
         conds.append(module.token_condition(y_in, obs_in))
+    if options.generate_fraction:  # one pass with nothing observed: the generation scale
+        z0s.append(z0)
+        conds.append(module.token_condition(torch.zeros_like(y), torch.zeros_like(observed)))
     module.set_residual_scale(torch.cat(z0s), torch.cat(conds))
 
 

@@ -119,6 +119,10 @@ class DependencyAwareTransformer(nn.Module):
         Rows of the taxon-identity ``nn.Embedding`` (a vocabulary of taxa); 0 = no table.
     d_taxon : int
         Dimension of per-call ``taxon_emb`` tensors, projected to d_model; 0 = they are d_model.
+    d_taxonomy : int
+        Width of fixed per-taxon features (``taxonomy_features`` buffer, (n_taxa, d_taxonomy), e.g.
+        hyperbolic taxonomy coordinates, :mod:`.hyperbolic`), mapped linearly and added to the taxon
+        identity; 0 = none. Set them with :meth:`set_taxonomy_features`.
     dep_mode : {"open", "restrict"}
         How the dependency matrix enters the mask (:func:`~pydepmicro.nn.masks.dat_attention_mask`).
 
@@ -146,11 +150,13 @@ class DependencyAwareTransformer(nn.Module):
         n_taxa: int = 0,
         d_taxon: int = 0,
         dep_mode: str = "open",
+        d_taxonomy: int = 0,
     ):
         super().__init__()
         for name, value, low in [
             ("d_z", d_z, 1), ("d_model", d_model, 1), ("n_layers", n_layers, 1), ("n_heads", n_heads, 1),
             ("d_cond", d_cond, 0), ("d_token_cond", d_token_cond, 0), ("n_taxa", n_taxa, 0), ("d_taxon", d_taxon, 0),
+            ("d_taxonomy", d_taxonomy, 0),
         ]:  # fmt: skip
             check_int(name, value, low)
         check_heads(d_model, n_heads)
@@ -159,8 +165,10 @@ class DependencyAwareTransformer(nn.Module):
         self.config: dict[str, Any] = dict(
             d_z=d_z, d_model=d_model, n_layers=n_layers, n_heads=n_heads, mlp_ratio=float(mlp_ratio),
             dropout=float(dropout), d_cond=d_cond, d_token_cond=d_token_cond, n_taxa=n_taxa, d_taxon=d_taxon,
-            dep_mode=dep_mode,
+            dep_mode=dep_mode, d_taxonomy=d_taxonomy,
         )  # fmt: skip
+        if d_taxonomy and not n_taxa:
+            raise ValueError("d_taxonomy needs n_taxa > 0 (the features are per taxon)")
         self.d_z, self.d_model, self.dep_mode = d_z, d_model, dep_mode
 
         self.z_in = nn.Linear(d_z, d_model)
@@ -170,6 +178,9 @@ class DependencyAwareTransformer(nn.Module):
         self.token_cond_in = nn.Linear(d_token_cond, d_model) if d_token_cond else None
         self.taxon_embedding = nn.Embedding(n_taxa, d_model) if n_taxa else None
         self.taxon_in = nn.Linear(d_taxon, d_model) if d_taxon else None
+        self.taxonomy_in = nn.Linear(d_taxonomy, d_model) if d_taxonomy else None
+        if d_taxonomy:
+            self.register_buffer("taxonomy_features", torch.zeros(n_taxa, d_taxonomy))
         self.blocks = nn.ModuleList(DATBlock(d_model, n_heads, mlp_ratio, dropout) for _ in range(n_layers))
         self.norm_out = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, d_z)
@@ -178,6 +189,17 @@ class DependencyAwareTransformer(nn.Module):
                 nn.init.normal_(emb.weight, std=0.02)
 
     # ------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def set_taxonomy_features(self, features: torch.Tensor) -> None:
+        """Fixed per-taxon features (n_taxa, d_taxonomy), in the order of the taxon identity rows."""
+        if self.taxonomy_in is None:
+            raise ValueError("this module was built with d_taxonomy=0")
+        features = torch.as_tensor(features, dtype=self.taxonomy_features.dtype)
+        if features.shape != self.taxonomy_features.shape:
+            raise ValueError(f"taxonomy features must be {tuple(self.taxonomy_features.shape)}, "
+                             f"got {tuple(features.shape)}")
+        self.taxonomy_features.copy_(features)
 
     def attention_mask(
         self,
@@ -214,6 +236,8 @@ class DependencyAwareTransformer(nn.Module):
         if taxon_index.shape[-1] != s:
             raise ValueError(f"taxon_index must have s={s} entries per sample, got shape {tuple(taxon_index.shape)}")
         emb = self.taxon_embedding(taxon_index)
+        if self.taxonomy_in is not None:
+            emb = emb + self.taxonomy_in(self.taxonomy_features[taxon_index])
         return emb if emb.ndim == 3 else emb[None]
 
     def forward(

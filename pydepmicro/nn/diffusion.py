@@ -99,6 +99,12 @@ class LatentDiffusion(nn.Module):
         self.register_buffer("latent_mean", torch.zeros(self.d_z))
         self.register_buffer("latent_std", torch.ones(self.d_z))
         self.register_buffer("residual_std", torch.ones(self.d_z))
+        # residual scale of generation examples (nothing observed: the whole latent is the residual)
+        self.register_buffer("generation_std", torch.ones(self.d_z))
+        # generation calibration (calibrate_generation): per-taxon presence-logit offsets, and the sd of
+        # the log abundance around the decoder's value (the likelihood's noise, drawn when generating)
+        self.register_buffer("presence_offset", torch.zeros(q))
+        self.register_buffer("abundance_sd", torch.zeros(q))
 
     # -- latents -------------------------------------------------------------------------------
 
@@ -107,9 +113,47 @@ class LatentDiffusion(nn.Module):
         mu, _ = self.vae.encode(y, observed, self.vae_index)
         return (mu - self.latent_mean) / self.latent_std
 
-    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Standardised latents (B, q, d_z) -> the VAE decoder's dict of (B, q) tensors."""
-        return self.vae.decode(z * self.latent_std + self.latent_mean, self.vae_index)
+    def decode(self, z: torch.Tensor, *, calibrated: bool = False, **kwargs) -> dict[str, torch.Tensor]:
+        """Standardised latents (B, q, d_z) -> the VAE decoder's dict of (B, q) tensors (``kwargs``:
+        ``presence="sample"``, ``generator``; see :meth:`TaxonVAE.decode`). ``calibrated`` adds the
+        generation calibration :attr:`presence_offset` to the presence logits."""
+        offset = self.presence_offset if calibrated else None
+        return self.vae.decode(z * self.latent_std + self.latent_mean, self.vae_index, logit_offset=offset, **kwargs)
+
+    @torch.no_grad()
+    def calibrate_generation(self, y: torch.Tensor, observed: torch.Tensor, batch_size: int = 256,
+                             iterations: int = 40) -> None:
+        """Fit :attr:`presence_offset` and :attr:`abundance_sd` (q,) on complete training samples (B, q).
+
+        Presence: the decoder is trained as an imputer; its inputs had entries hidden or zeroed, so it
+        gives an observed zero some chance of being a dropout. Decoding the latent of a complete sample
+        then over-states presence (simulated example: 44% of entries present against 30% in the data),
+        and generated samples would be too dense. The offset delta_j solves
+        mean_i sigmoid(logit_ij + delta_j) = prevalence_j over the observed entries (bisection).
+
+        Abundance: the decoder gives the expected log abundance of a present taxon; real values scatter
+        around it (the likelihood's noise). Its sd per taxon, over the observed nonzero entries (the
+        pooled sd for taxa with fewer than 3), is drawn around the decoded value when generating.
+        """
+        self.presence_offset.zero_()
+        decoded = [self.decode(self.encode(y[i : i + batch_size], observed[i : i + batch_size]))
+                   for i in range(0, y.shape[0], batch_size)]
+        logits = torch.cat([d["presence_logit"] for d in decoded])
+        abundance = torch.cat([d["abundance"] for d in decoded])
+        nonzero = ((y > 0) & observed).to(abundance.dtype)
+        sq = torch.where(nonzero > 0, (torch.nan_to_num(y) - abundance) ** 2, torch.zeros_like(abundance))
+        n_nz = nonzero.sum(0)
+        pooled = (sq.sum() / n_nz.sum().clamp_min(1)).sqrt()
+        self.abundance_sd.copy_(torch.where(n_nz >= 3, (sq.sum(0) / (n_nz - 1).clamp_min(1)).sqrt(), pooled))
+        obs = observed.to(logits.dtype)
+        n_obs = obs.sum(0)
+        target = (((y > 0) & observed).to(logits.dtype).sum(0) / n_obs.clamp_min(1)).clamp(1e-4, 1 - 1e-4)
+        lo, hi = torch.full_like(target, -20.0), torch.full_like(target, 20.0)
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            rate = (torch.sigmoid(logits + mid) * obs).sum(0) / n_obs.clamp_min(1)
+            lo, hi = torch.where(rate < target, mid, lo), torch.where(rate < target, hi, mid)
+        self.presence_offset.copy_(torch.where(n_obs > 0, (lo + hi) / 2, torch.zeros_like(lo)))
 
     @torch.no_grad()
     def set_latent_stats(self, y: torch.Tensor, observed: torch.Tensor, batch_size: int = 256) -> None:
@@ -128,19 +172,36 @@ class LatentDiffusion(nn.Module):
             return torch.zeros_like(token_cond[..., : self.d_z])
         return token_cond[..., : self.d_z]
 
+    @staticmethod
+    def nothing_observed(token_cond: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: samples with no observed taxon (generation), from the condition's observed bit."""
+        return token_cond[..., -2].amax(dim=1) <= 0
+
+    def _scale(self, token_cond: torch.Tensor) -> torch.Tensor:
+        """Per-sample target scale (B, 1, d_z): generation rows use ``generation_std``."""
+        gen = self.nothing_observed(token_cond)[:, None, None]
+        return torch.where(gen, self.generation_std, self.residual_std)
+
     def to_target(self, z0: torch.Tensor, token_cond: torch.Tensor) -> torch.Tensor:
         """Standardised latents -> what the diffusion models (table order)."""
-        return (z0 - self.base(token_cond)) / self.residual_std
+        return (z0 - self.base(token_cond)) / self._scale(token_cond)
 
     def from_target(self, x: torch.Tensor, token_cond: torch.Tensor) -> torch.Tensor:
-        return x * self.residual_std + self.base(token_cond)
+        return x * self._scale(token_cond) + self.base(token_cond)
 
     @torch.no_grad()
     def set_residual_scale(self, z0: torch.Tensor, token_cond: torch.Tensor) -> None:
-        """Per-dimension sd of the residual (z0 - condition latent) over training examples (B, q, d_z)."""
+        """Per-dimension sd of the residual (z0 - condition latent) over training examples (B, q, d_z),
+        separately for samples with something observed (imputation) and with nothing (generation)."""
         self.residual_std.fill_(1.0)
-        if self.target == "residual":
-            self.residual_std.copy_(self.to_target(z0, token_cond).reshape(-1, self.d_z).std(0).clamp_min(1e-3))
+        self.generation_std.fill_(1.0)
+        if self.target != "residual":
+            return
+        gen = self.nothing_observed(token_cond)
+        for rows, buffer in ((~gen, self.residual_std), (gen, self.generation_std)):
+            if rows.sum() > 1:
+                residual = z0[rows] - self.base(token_cond[rows])
+                buffer.copy_(residual.reshape(-1, self.d_z).std(0).clamp_min(1e-3))
 
     def token_condition(self, y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         """Per-taxon condition (B, q, d_z + 2): [latent, observed bit, value (0 if missing)]; the

@@ -104,6 +104,10 @@ class TaxonVAE(nn.Module):
         Default KL weight of :meth:`loss`.
     presence_weight, abundance_weight : float
         Weights of the two reconstruction terms.
+    sparsity_weight : float
+        Weight of the sparsity loss (:meth:`sparsity_loss`, added by the trainer): the squared gap
+        between the sparsity of hard 0/1 presence masks sampled in the forward pass and the real
+        sparsity, overall and per taxon. 0 = off.
     logvar_clamp : (float, float)
         Posterior log-variances are clamped to this range (numerical safety).
 
@@ -131,6 +135,7 @@ class TaxonVAE(nn.Module):
         beta: float = 0.01,
         presence_weight: float = 1.0,
         abundance_weight: float = 1.0,
+        sparsity_weight: float = 0.0,
         logvar_clamp: Sequence[float] = (-12.0, 8.0),
     ):
         super().__init__()
@@ -143,7 +148,8 @@ class TaxonVAE(nn.Module):
         for name, value in [("d_z", d_z), ("d_model", d_model), ("n_layers", n_layers), ("n_heads", n_heads)]:
             check_int(name, value, 1)
         check_heads(d_model, n_heads)
-        weights = [("beta", beta), ("presence_weight", presence_weight), ("abundance_weight", abundance_weight)]
+        weights = [("beta", beta), ("presence_weight", presence_weight), ("abundance_weight", abundance_weight),
+               ("sparsity_weight", sparsity_weight)]
         for name, value in weights:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -155,7 +161,7 @@ class TaxonVAE(nn.Module):
         self._hparams: dict[str, Any] = dict(
             d_z=d_z, d_model=d_model, n_layers=n_layers, n_heads=n_heads, mlp_ratio=float(mlp_ratio),
             dropout=float(dropout), beta=float(beta), presence_weight=float(presence_weight),
-            abundance_weight=float(abundance_weight), logvar_clamp=[lo, hi],
+            abundance_weight=float(abundance_weight), sparsity_weight=float(sparsity_weight), logvar_clamp=[lo, hi],
         )  # fmt: skip
         self.d_z, self.d_model = d_z, d_model
 
@@ -355,6 +361,7 @@ class TaxonVAE(nn.Module):
         *,
         presence: str = "expected",
         generator: torch.Generator | None = None,
+        logit_offset: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Latent tokens z (B, q, d_z) -> dict of (B, q) tensors.
 
@@ -362,6 +369,8 @@ class TaxonVAE(nn.Module):
         ``mean``. With ``presence="expected"`` mean = presence_prob * abundance (E[y]); with
         ``presence="sample"`` a hard mask ``presence_mask`` ~ Bernoulli(presence_prob) is drawn,
         mean = mask * abundance, and gradients pass to presence_prob straight through.
+        ``logit_offset`` (q,) is added to the presence logits (a calibration, see
+        :meth:`~pydepmicro.nn.diffusion.LatentDiffusion.set_presence_offset`).
         """
         if presence not in _PRESENCE_MODES:
             raise ValueError(f"presence must be one of {_PRESENCE_MODES}, got {presence!r}")
@@ -373,6 +382,8 @@ class TaxonVAE(nn.Module):
             x = layer(x)
         h = self.dec_norm(x)
         presence_logit = self.presence_head(h)[..., 0] + self.presence_bias(idx)[:, 0]
+        if logit_offset is not None:
+            presence_logit = presence_logit + logit_offset
         abundance = F.softplus(self.abundance_head(h)[..., 0] + self.abundance_bias(idx)[:, 0])
         prob = torch.sigmoid(presence_logit)
         out = dict(abundance=abundance, presence_logit=presence_logit, presence_prob=prob)
@@ -385,6 +396,42 @@ class TaxonVAE(nn.Module):
         return out
 
     # -- loss --------------------------------------------------------------------------------
+
+    @property
+    def sparsity_weight(self) -> float:
+        return self._hparams.get("sparsity_weight", 0.0)
+
+    @staticmethod
+    def presence_counts(
+        presence_prob: torch.Tensor, y: torch.Tensor, observed: torch.Tensor, uniform: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-taxon counts over observed entries, each (q,): sampled presences, real presences, entries.
+
+        The presence mask is hard, ``1(uniform < presence_prob)`` with ``uniform`` (B, q) ~ U(0, 1)
+        (a Bernoulli draw), and passes gradients to ``presence_prob`` straight through. Counts are sums
+        over the batch, so sharded training can add them up across processes before
+        :meth:`sparsity_loss`.
+        """
+        obs = observed.to(presence_prob.dtype)
+        hard = (uniform < presence_prob.detach()).to(presence_prob.dtype)
+        sampled = hard + presence_prob - presence_prob.detach()
+        real = ((y > 0) & observed).to(presence_prob.dtype)
+        return (sampled * obs).sum(0), (real * obs).sum(0), obs.sum(0)
+
+    @staticmethod
+    def sparsity_loss(sampled: torch.Tensor, real: torch.Tensor, n_obs: torch.Tensor) -> torch.Tensor:
+        """Squared gap between generated and real sparsity, overall plus the mean over taxa.
+
+        Inputs are the (q,) counts of :meth:`presence_counts`; taxa without observed entries are
+        left out. Sparsity = 1 - presence rate, so the gaps are those of the presence rates.
+        """
+        total = n_obs.sum().clamp_min(1.0)
+        overall = (sampled.sum() - real.sum()) / total
+        seen = n_obs > 0
+        if not seen.any():
+            return overall * 0.0
+        per_taxon = (sampled[seen] - real[seen]) / n_obs[seen]
+        return overall.pow(2) + per_taxon.pow(2).mean()
 
     def loss(
         self,

@@ -8,8 +8,8 @@
 .state <- new.env(parent = emptyenv())
 
 ## the oldest pydepmicro and r_api contract this package works with
-.min_pydepmicro <- "0.1.0"
-.api_version <- 1L
+.min_pydepmicro <- "0.2.0"
+.api_version <- 2L
 
 .python_sources <- function() {
     list(

@@ -54,7 +54,7 @@ test_that("depmicro_configure() reports the Python and the pydepmicro version", 
     info <- depmicro_configure()
     expect_true(file.exists(info$python))
     expect_match(info$pydepmicro_version, "^[0-9]+\\.[0-9]+")
-    expect_identical(as.integer(info$api_version), 1L)
+    expect_identical(as.integer(info$api_version), 2L)
     expect_true(utils::compareVersion(info$numpy_version, "2") < 0)
     ## R's own BLAS is in the global symbol scope; torch must not bind to it
     expect_true(isTRUE(info$host_blas))
