@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .cli_model import precision_option
+from .cli_model import run_options
 from .io import READ_FORMATS, WRITE_FORMATS
 
 
@@ -124,9 +124,7 @@ def simulate_copula(real_path, n_samples, output_path, fmt, to_fmt, seed, round_
 @click.option("--sampler", default="ddim:50", show_default=True, help="ddim:K, ddpm:K, full, fractional:n or adaptive.")
 @click.option("--library-size", type=click.IntRange(1),
               help="Read depth of every sample (default: drawn from the training table's depths).")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@precision_option
+@run_options
 @click.option("--batch-size", default=512, show_default=True, type=click.IntRange(1),
               help="Samples per forward pass: bounds memory.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")

@@ -69,9 +69,17 @@ def _done(start: float) -> None:
     click.echo(f"wall time {time.perf_counter() - start:.1f} s, peak memory {peak:.0f} MiB", err=True)
 
 
-precision_option = click.option(
-    "--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
-    help="auto: bfloat16 autocast on a GPU that supports it, float32 elsewhere.")
+def run_options(func):
+    """--seed, --device and --precision (commands that run the engine)."""
+    options = [
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
+                     help="auto: bfloat16 autocast on a GPU that supports it, float32 elsewhere."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def input_options(func):
@@ -147,9 +155,7 @@ def _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, see
 @click.option("-o", "--output", required=True, type=click.Path(), help="Folder for the pretrained VAE.")
 @click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(READ_FORMATS))
 @click.option("--steps", default=2000, show_default=True, type=click.IntRange(1), help="Training steps.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@precision_option
+@run_options
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Model hyperparameter (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -179,9 +185,7 @@ def pretrain(tables, output, fmt, steps, seed, device, precision, settings, forc
 @click.option("--pretrained", type=click.Path(file_okay=False), help="Folder from `depmicro pretrain`.")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Folder for the trained model.")
 @training_options
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@precision_option
+@run_options
 @click.option("--force", is_flag=True, help="Overwrite an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(table_path, meta, missing, fmt, pretrained, output, vae_steps, dat_steps, train_batch, generate_fraction,
@@ -242,9 +246,7 @@ def _output_format(table_path, fmt, output, out_format):
 @click.option("--align", is_flag=True, help="Accept a table whose taxa differ from the model's (shared taxa only).")
 @click.option("--save-model", type=click.Path(), help="Also save the model trained on TABLE to this folder.")
 @training_options
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@precision_option
+@run_options
 @click.option("--impute-batch", default=512, show_default=True, type=click.IntRange(1),
               help="Sequences (samples x draws) per forward pass when imputing: bounds memory.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")

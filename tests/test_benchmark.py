@@ -52,6 +52,8 @@ def test_select_ablations():
     assert all(n.startswith("sampler_") for n in select_ablations("sampler"))
     assert select_ablations("sparsity_decoder") == []  # known, reported as not available
     assert "sparsity_decoder" in NOT_AVAILABLE
+    assert select_ablations("decoder") == ["sparsity_loss", "taxonomy_poincare"]
+    assert ABLATIONS["taxonomy_poincare"].model == {"taxonomy_embedding": "poincare"}
     with pytest.raises(InvalidOptionError, match="unknown ablation"):
         select_ablations("no_such_thing")
 

@@ -124,7 +124,7 @@ def _ablation_rows(ok: pd.DataFrame, groups) -> pd.DataFrame:
 
 
 def _ablation_bars(plt, out, ok, made) -> None:
-    rows = _ablation_rows(ok, ("paper", "dependency", "ar", "order"))
+    rows = _ablation_rows(ok, ("paper", "dependency", "ar", "order", "decoder"))
     if rows.empty:
         return
     stats = rows.groupby(["method", "data"], sort=False)[["pcc", "per_taxon_pcc"]].agg(["mean", "std"])
