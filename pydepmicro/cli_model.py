@@ -105,9 +105,10 @@ def training_options(func):
                      help="Denoiser (DAT) training steps."),
         click.option("--batch-size", "train_batch", default=64, show_default=True, type=click.IntRange(1),
                      help="Training batch size."),
-        click.option("--generate-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 0.5),
+        click.option("--generate-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1),
                      help="Share of training samples hidden entirely, so the model learns to generate "
-                          "(depmicro generate); 0 = a model that cannot generate."),
+                          "(depmicro generate); 0 = a model that cannot generate, 1 = a generation model "
+                          "(best samples; cannot impute)."),
         click.option("--dependency", default=None, type=click.Choice(["both", "ftest", "mi", "none"]),
                      help="How to find the dependency mask (default: both tests)."),
         click.option("--no-metadata", is_flag=True, help="Do not condition on sample metadata."),

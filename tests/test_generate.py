@@ -262,3 +262,13 @@ def test_generated_table_feeds_the_evaluation(model, table, tmp_path):
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["n_synthetic"] == 40 and 0 <= metrics["classifier"]["auroc"] <= 1
+
+
+def test_a_generation_model_generates_and_refuses_to_impute(table):
+    gen_only = DepMicroDiff(metadata=False, device="cpu", **TINY).fit(table, seed=0, vae_steps=10, dat_steps=10,
+                                                                      generate_fraction=1.0, progress=False)
+    assert gen_only.generate(5, sampler="ddim:3", progress=False).shape == (5, table.n_taxa)
+    with pytest.raises(InvalidValueError, match="generation model"):
+        gen_only.impute(table, progress=False)
+    with pytest.raises(InvalidOptionError, match="generate_fraction"):
+        DepMicroDiff(metadata=False, device="cpu", **TINY).fit(table, generate_fraction=1.5, progress=False)

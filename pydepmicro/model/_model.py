@@ -273,7 +273,9 @@ class DepMicroDiff:
         generate_fraction : float
             Share of training samples hidden entirely, so the model also learns to draw whole samples
             (:meth:`generate`); the denoiser sees half of them without metadata (unconditional
-            generation). 0 = a model that cannot generate.
+            generation). 0 = a model that cannot generate; 1 = a generation model, whose denoiser
+            spends all its training on whole samples (it cannot impute). On COAD a generation model
+            drew far more realistic samples than the default share (README, "Synthetic samples").
         val_fraction : float
             Samples held out for the validation curves (none when the table has fewer than 20).
         dep : DependencyResult or bool array (q, q), optional
@@ -286,7 +288,7 @@ class DepMicroDiff:
         rows = _data.training_rows(table)
         check_number("max_hide", max_hide, 0.0, 1.0)
         check_number("max_drop", max_drop, 0.0, 1.0)
-        check_number("generate_fraction", generate_fraction, 0.0, 0.5)
+        check_number("generate_fraction", generate_fraction, 0.0, 1.0)
         _seed_everything(seed)
         dist, self.device = _distributed.setup(self.device)  # torchrun: one process per device
         progress = progress and (dist is None or dist.rank == 0)
@@ -465,6 +467,10 @@ class DepMicroDiff:
             Return every draw in ``result.draws``.
         """
         self._check_fitted()
+        if self.training.get("fit", {}).get("generate_fraction") == 1.0:
+            raise InvalidValueError("this is a generation model (trained with generate_fraction=1): its denoiser never "
+                                    "learnt to impute", hint="impute with a model trained with generate_fraction < 1 "
+                                                             "(default 0.1)")
         _data.check_table(table)
         zeros = _data.parse_zeros_policy(zeros)
         estimate = _sampling.parse_estimate(estimate)
