@@ -34,9 +34,10 @@ out.mkdir(parents=True, exist_ok=True)
 # %% [markdown]
 # ## Train
 # `fit` trains the model for imputation and, on a share of the samples (`generate_fraction`, 0.1 by
-# default; 0.3 here, as recommended for generation),
-# for generation: those samples are hidden entirely, so the denoiser learns to draw a whole sample
-# from nothing but (for half of them) its metadata. After training, the decoder is calibrated on the
+# default), for generation: those samples are hidden entirely, so the denoiser learns to draw a
+# whole sample from nothing but (for half of them) its metadata. `generate_fraction=1.0`, used here,
+# makes a generation model: all of the denoiser's training goes to whole samples (such a model
+# cannot impute; train a second one for that). After training, the decoder is calibrated on the
 # complete training samples: per-taxon presence offsets so decoded real latents reproduce each
 # taxon's prevalence, and the scatter of abundances around the decoded value.
 
@@ -44,7 +45,7 @@ out.mkdir(parents=True, exist_ok=True)
 table = load_example()
 print(table)
 model = DepMicroDiff(d_model=32, n_layers=2, vae_d_model=32, n_blocks=3, dependency="ftest", device="cpu")
-model.fit(table, vae_steps=300, dat_steps=400, generate_fraction=0.3, seed=0, progress=False)
+model.fit(table, vae_steps=300, dat_steps=400, generate_fraction=1.0, seed=0, progress=False)
 
 # %% [markdown]
 # ## Generate
