@@ -174,14 +174,15 @@ def aligned_inputs(prep: Prepared, alignment: Alignment) -> tuple[torch.Tensor, 
 # ---------------------------------------------------------------------- metadata
 
 
-def check_metadata_columns(table: MicrobiomeTable, columns: list[str]) -> None:
-    missing = [c for c in columns if c not in table.sample_meta.columns]
+def check_metadata_columns(meta: pd.DataFrame, columns: list[str], source=None) -> None:
+    """Every column the model was trained with is in ``meta`` (rows = samples); ``source`` names it."""
+    missing = [c for c in columns if c not in meta.columns]
     if missing:
-        have = ", ".join(map(str, table.sample_meta.columns[:8])) or "none"
+        have = ", ".join(map(str, meta.columns[:8])) or "none"
         raise IdMismatchError(
             f"the metadata lacks {len(missing)} column(s) the model was trained with: {', '.join(map(str, missing))}"
             f" (it has: {have})",
-            path=table.source,
+            path=source,
             hint="give the metadata file with those columns (--meta), or train a model without metadata "
                  "(--no-metadata)",
         )

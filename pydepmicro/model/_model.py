@@ -128,7 +128,6 @@ class DepMicroDiff:
         self.training: dict[str, Any] = {}
         self.history: list[dict] = []
         self.dependency_edges: pd.DataFrame | None = None
-        self.last_generation: dict | None = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -159,12 +158,16 @@ class DepMicroDiff:
         return self._encoder
 
     def _condition_tokens(self, table: MicrobiomeTable) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return self._metadata_tokens(table.sample_meta, table.source)
+
+    def _metadata_tokens(self, meta: pd.DataFrame, source=None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Condition tokens (n, c, dim) and their validity (n, c) of a metadata frame (rows = samples)."""
         if not self.metadata_columns:
             return None, None
         from ..text import encode_metadata
 
-        _data.check_metadata_columns(table, self.metadata_columns)
-        tokens, valid = encode_metadata(table.sample_meta, self._text_encoder(), self.metadata_columns,
+        _data.check_metadata_columns(meta, self.metadata_columns, source)
+        tokens, valid = encode_metadata(meta, self._text_encoder(), self.metadata_columns,
                                         mode=self.hparams["metadata_mode"])
         return tokens.to(self.device), valid.to(self.device)
 
@@ -551,12 +554,10 @@ class DepMicroDiff:
         cond = cond_valid = None
         if self.metadata_columns:
             frame = meta if meta is not None else pd.DataFrame(index=pd.Index(ids), columns=self.metadata_columns)
-            cond, cond_valid = self._condition_tokens(MicrobiomeTable(
-                np.zeros((n, 1)), ids, ["_"], sample_meta=frame, source="metadata (meta)"))
+            cond, cond_valid = self._metadata_tokens(frame, "metadata (meta)")
         elif meta is not None and len(meta.columns):
             raise InvalidOptionError("the model was trained without metadata, so it cannot generate conditionally",
                                      hint="leave out the metadata (--meta / meta=)")
-        start = time.perf_counter()
         drawn = _sampling.draw_samples(self.module, n, cond, cond_valid, schedulers, seed=seed,
                                        batch_size=batch_size, device=self.device, progress=progress,
                                        precision=self.precision)
@@ -564,11 +565,7 @@ class DepMicroDiff:
         counts = _sampling.to_counts(drawn, depths, scale=h["scale"], log_base=h["log_base"])
         sample_meta = meta.copy() if meta is not None else pd.DataFrame(index=pd.Index(ids))
         sample_meta.index = pd.Index(ids)
-        table = MicrobiomeTable(counts, ids, list(self.taxa), sample_meta=sample_meta, source="generated")
-        self.last_generation = dict(n=n, sampler=sampler, seed=seed, conditional=cond is not None and meta is not None,
-                                    seconds=round(time.perf_counter() - start, 2), device=str(self.device),
-                                    pydepmicro_version=__version__)
-        return table
+        return MicrobiomeTable(counts, ids, list(self.taxa), sample_meta=sample_meta, source="generated")
 
     def _library_sizes(self, n: int, library_size, seed: int) -> np.ndarray:
         if library_size is not None:

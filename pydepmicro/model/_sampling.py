@@ -401,7 +401,7 @@ def to_counts(drawn: dict[str, np.ndarray], library_sizes: np.ndarray, *, scale:
     present = drawn["present"] > 0.5
     none = ~present.any(1)
     present[none, np.argmax(drawn["presence_prob"][none], axis=1)] = True
-    relative = np.where(present, np.expm1(np.maximum(drawn["abundance"], 0.0) * np.log(log_base)) / scale, 0.0)
+    relative = np.expm1(np.maximum(drawn["abundance"], 0.0) * np.log(log_base)) / scale
     relative = np.where(present, np.maximum(relative, 1e-12), 0.0)
     share = relative / relative.sum(1, keepdims=True)
     counts = np.rint(share * np.asarray(library_sizes, dtype=float)[:, None])

@@ -147,7 +147,7 @@ class LatentDiffusion(nn.Module):
         self.abundance_sd.copy_(torch.where(n_nz >= 3, (sq.sum(0) / (n_nz - 1).clamp_min(1)).sqrt(), pooled))
         obs = observed.to(logits.dtype)
         n_obs = obs.sum(0)
-        target = (((y > 0) & observed).to(logits.dtype).sum(0) / n_obs.clamp_min(1)).clamp(1e-4, 1 - 1e-4)
+        target = (n_nz / n_obs.clamp_min(1)).clamp(1e-4, 1 - 1e-4)
         lo, hi = torch.full_like(target, -20.0), torch.full_like(target, 20.0)
         for _ in range(iterations):
             mid = (lo + hi) / 2

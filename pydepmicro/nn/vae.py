@@ -399,7 +399,7 @@ class TaxonVAE(nn.Module):
 
     @property
     def sparsity_weight(self) -> float:
-        return self._hparams.get("sparsity_weight", 0.0)
+        return self._hparams["sparsity_weight"]
 
     @staticmethod
     def presence_counts(
