@@ -124,13 +124,15 @@ def simulate_copula(real_path, n_samples, output_path, fmt, to_fmt, seed, round_
 @click.option("--sampler", default="ddim:50", show_default=True, help="ddim:K, ddpm:K, full, fractional:n or adaptive.")
 @click.option("--library-size", type=click.IntRange(1),
               help="Read depth of every sample (default: drawn from the training table's depths).")
+@click.option("--empty-fraction", type=click.FloatRange(0, 1, max_open=True),
+              help="Share of samples drawn empty, without reads (default: the training table's share; 0: none).")
 @run_options
 @click.option("--batch-size", default=512, show_default=True, type=click.IntRange(1),
               help="Samples per forward pass: bounds memory.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(model_dir, n_samples, meta, output_path, to_fmt, sampler, library_size, seed, device, precision, batch_size,
-             force, quiet):
+def generate(model_dir, n_samples, meta, output_path, to_fmt, sampler, library_size, empty_fraction, seed, device,
+             precision, batch_size, force, quiet):
     """Draw synthetic samples from a trained model (conditioned on --meta when given).
 
     Presence of each taxon is sampled (0/1) by the model's sparsity-preserving decoder, so the synthetic
@@ -152,11 +154,14 @@ def generate(model_dir, n_samples, meta, output_path, to_fmt, sampler, library_s
         raise InvalidOptionError(f"{model_dir} holds a pretrained VAE only",
                                  hint=f"train a model first: depmicro train TABLE --pretrained {model_dir} -o MODEL")
     frame = None if meta is None else read_metadata(meta)
-    synth = model.generate(n_samples, meta=frame, sampler=sampler, library_size=library_size, seed=seed,
-                           batch_size=batch_size, progress=not quiet)
+    synth = model.generate(n_samples, meta=frame, sampler=sampler, library_size=library_size,
+                           empty_fraction=empty_fraction, seed=seed, batch_size=batch_size, progress=not quiet)
     written = write_table(synth, output_path, fmt_out, force=force)
     kind = "conditioned on " + meta if frame is not None and model.metadata_columns else "unconditional"
-    click.echo(f"generated {synth.n_samples} samples x {synth.n_taxa} taxa ({kind}), zero fraction "
+    n_empty = int((synth.counts.sum(1) == 0).sum())
+    empty = (f", {n_empty} of them empty as in the training table (--empty-fraction 0: none)"
+             if n_empty and empty_fraction is None else "")
+    click.echo(f"generated {synth.n_samples} samples x {synth.n_taxa} taxa ({kind}{empty}), zero fraction "
                f"{synth.zero_fraction:.3f} -> {', '.join(map(str, written))}")
 
 

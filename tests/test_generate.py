@@ -104,6 +104,43 @@ def test_generation_rows_have_their_own_target_scale(model):
     assert module.generation_std.shape == (module.d_z,)
     # nothing observed: the whole latent is the residual, so its scale is larger than an imputation's
     assert (module.generation_std > module.residual_std).all()
+    # the default scaling is one per latent dimension: the per-taxon buffers stay the identity
+    assert not module.generation_loc.any() and (module.generation_scale == 1).all()
+
+
+def test_token_generation_scaling_standardises_each_taxon(model, table, tmp_path):
+    import copy
+
+    from pydepmicro.model import _data
+
+    module = copy.deepcopy(model.module)  # the fixture is shared
+    prep = _data.prepare(table, scale=model.hparams["scale"], log_base=model.hparams["log_base"])
+    empty = torch.zeros_like(prep.y)
+    with torch.no_grad():
+        z0 = module.encode(prep.y, prep.observed)
+        tc_gen = module.token_condition(empty, empty > 0)
+        tc_imp = module.token_condition(prep.y, prep.observed)
+        before_imp = module.to_target(z0, tc_imp)
+        module.generation_scaling = "token"
+        module.set_residual_scale(z0, tc_gen)
+        target = module.to_target(z0, tc_gen)
+        # each taxon's generation target has mean 0 and sd 1 over the samples; the map inverts
+        assert torch.allclose(target.mean(0), torch.zeros_like(target[0]), atol=1e-4)
+        assert torch.allclose(target.std(0), torch.ones_like(target[0]), atol=1e-3)
+        assert torch.allclose(module.from_target(target, tc_gen), z0, atol=1e-4)
+        assert module.generation_loc.abs().max() > 0.05  # the taxa were not centred before
+        # imputation rows are untouched by it (the imputation residual scale is not recomputed here)
+        assert torch.equal(module.to_target(z0, tc_imp), before_imp)
+    token = DepMicroDiff(metadata=False, device="cpu", generation_scaling="token", **TINY).fit(
+        table, seed=0, vae_steps=20, dat_steps=20, progress=False)
+    token.save(tmp_path / "tok")
+    back = DepMicroDiff.load(tmp_path / "tok", device="cpu")
+    assert back.module.generation_scaling == "token"
+    assert torch.equal(back.module.generation_loc, token.module.generation_loc)
+    assert np.array_equal(back.generate(5, sampler="ddim:4", seed=1, progress=False).counts,
+                          token.generate(5, sampler="ddim:4", seed=1, progress=False).counts)
+    with pytest.raises(InvalidOptionError, match="generation_scaling"):
+        DepMicroDiff(generation_scaling="taxon")
 
 
 def test_generation_calibration_reproduces_prevalence_from_real_latents(model, table):
@@ -156,6 +193,28 @@ def test_generate_with_a_fixed_library_size(model):
         model.generate(3, library_size=[10, 20], progress=False)
     with pytest.raises(InvalidOptionError, match="library_size"):
         model.generate(3, library_size=0, progress=False)
+
+
+def test_generate_draws_empty_samples_at_the_training_tables_share(table):
+    """A table with empty samples (TCMA STAD: 39%) records their share; generate draws that share,
+    and leaves the other samples as they are without empty ones."""
+    counts = table.counts.copy()
+    counts[:20] = 0.0  # 20 of 80 samples without reads: never trained on
+    with pytest.warns(UserWarning, match="no observed counts"):
+        sparse = DepMicroDiff(metadata=False, device="cpu", **TINY).fit(
+            type(table)(counts, table.sample_ids, table.taxa_ids), seed=0, vae_steps=20, dat_steps=20,
+            progress=False)
+    assert sparse.training["fit"]["empty_sample_fraction"] == 0.25
+    synth = sparse.generate(400, sampler="ddim:4", seed=3, progress=False).counts
+    empty = synth.sum(1) == 0
+    assert 0.18 < empty.mean() < 0.32
+    none = sparse.generate(400, sampler="ddim:4", seed=3, empty_fraction=0, progress=False).counts
+    assert (none.sum(1) > 0).all() and np.array_equal(none[~empty], synth[~empty])
+    every_other = sparse.generate(400, sampler="ddim:4", seed=3, empty_fraction=0.6, progress=False).counts
+    assert 0.5 < (every_other.sum(1) == 0).mean() < 0.7
+    for bad in (1.0, -0.1, float("nan"), "half"):
+        with pytest.raises(InvalidOptionError, match="empty_fraction"):
+            sparse.generate(3, empty_fraction=bad, progress=False)
 
 
 def test_generate_survives_save_and_load(model, tmp_path):
@@ -236,6 +295,14 @@ def test_cli_generate(model, tmp_path):
     assert again.exit_code != 0 and "--force" in again.output
     none = runner.invoke(cli, ["generate", "--model", str(tmp_path / "m"), "-o", str(tmp_path / "x.tsv")])
     assert none.exit_code != 0 and "how many" in none.output and not (tmp_path / "x.tsv").exists()
+    half = runner.invoke(cli, ["generate", "--model", str(tmp_path / "m"), "-n", "30", "-o", str(tmp_path / "h.tsv"),
+                               "--empty-fraction", "0.5", "--quiet"])
+    assert half.exit_code == 0, half.output
+    back = read_table(tmp_path / "h.tsv")  # empty samples are written and read back
+    assert back.shape == (30, 15) and 5 < (back.counts.sum(1) == 0).sum() < 25
+    bad = runner.invoke(cli, ["generate", "--model", str(tmp_path / "m"), "-n", "3", "-o", str(tmp_path / "b.tsv"),
+                              "--empty-fraction", "1"])
+    assert bad.exit_code != 0 and "empty-fraction" in bad.output and not (tmp_path / "b.tsv").exists()
 
 
 def test_cli_generate_with_metadata_file_and_biom_output(table, tiny_model_dir, tmp_path):

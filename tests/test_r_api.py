@@ -165,6 +165,8 @@ def test_generate_returns_counts_and_ids(generator, table):
     named = _ok(r_api.generate(generator, meta={}, meta_na={}, meta_ids=["a", "b"], library_size=100.0, seed=1,
                                options={"sampler": "ddim:4"}))
     assert named["sample_ids"] == ["a", "b"] and named["counts"].shape == (2, table.n_taxa)
+    half = _ok(r_api.generate(generator, n=40.0, seed=3.0, options={"sampler": "ddim:4", "empty_fraction": 0.5}))
+    assert 5 < (half["counts"].sum(1) == 0).sum() < 35
 
 
 def test_generate_unknown_option_is_an_error_naming_it(generator):

@@ -29,7 +29,7 @@ from .. import __version__
 from ..dependency._prepare import check_number
 from ..errors import InvalidOptionError, InvalidValueError
 from ..nn.dat import DependencyAwareTransformer
-from ..nn.diffusion import LatentDiffusion
+from ..nn.diffusion import GENERATION_SCALINGS, LatentDiffusion
 from ..nn.masks import ar_block_sizes
 from ..nn.vae import TaxonVAE
 from ..scheduler import DDPMScheduler
@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = dict(
     target="residual",
     prediction_type="v_prediction", num_train_timesteps=1000,
     metadata="auto", metadata_mode="field", text_encoder=None, taxonomy_embedding="none", taxonomy_dim=8,
-    scale=100.0, log_base=math.e,
+    generation_scaling="dimension", scale=100.0, log_base=math.e,
 )  # fmt: skip
 
 
@@ -100,6 +100,9 @@ class DepMicroDiff:
         denoiser token; needs the table's taxonomy.
     taxonomy_dim : int
         Dimension of that embedding.
+    generation_scaling : {"dimension", "token"}
+        How the denoiser's target is standardised for generation (nothing observed): one scale per
+        latent dimension, or each taxon's token centred and scaled on its own over the training samples.
     scale, log_base : float
         The transform: log_base(x / total x scale + 1). The default base is e (BENCHMARK.md).
     device : str
@@ -343,7 +346,8 @@ class DepMicroDiff:
             dat.set_taxonomy_features(torch.as_tensor(taxonomy, dtype=torch.float32))
         module = LatentDiffusion(vae, dat, vae_index=index.cpu(), ar_perm=torch.as_tensor(perm),
                                  block_sizes=sizes, dep=torch.as_tensor(dep),
-                                 cond_latent=h["cond_latent"], target=h["target"]).to(self.device)
+                                 cond_latent=h["cond_latent"], target=h["target"],
+                                 generation_scaling=h["generation_scaling"]).to(self.device)
         module.set_latent_stats(y[train_rows], obs[train_rows])
         dat_opts = TrainOptions(steps=dat_steps, batch_size=batch_size, lr=dat_lr, max_hide=max_hide,
                                 max_drop=max_drop, hide_zeros=hide_zeros, generate_fraction=generate_fraction,
@@ -363,6 +367,9 @@ class DepMicroDiff:
             # percentiles 0..100 of the training library sizes: generate() draws read depths from them
             "library_size_percentiles": [round(float(v), 3) for v in
                                          np.percentile(np.asarray(prep.library_sizes)[train_rows], np.arange(101))],
+            # share of the table's samples without a single read (never trained on): generate() draws
+            # that share of empty samples, as real tables have them (TCMA STAD: 39% after decontamination)
+            "empty_sample_fraction": round(float(np.mean(np.asarray(prep.library_sizes) <= 0)), 6),
             **({} if dist is None else {"world_size": dist.world_size}),
         })
 
@@ -514,6 +521,7 @@ class DepMicroDiff:
         meta: pd.DataFrame | None = None,
         sampler: str = "ddim:50",
         library_size=None,
+        empty_fraction: float | None = None,
         seed: int = 0,
         batch_size: int = 512,
         progress: bool = True,
@@ -536,6 +544,11 @@ class DepMicroDiff:
             As in :meth:`impute` (default ``"ddim:50"``: whole samples need more steps than a correction).
         library_size : int, array (n,) or None
             Read depth of each sample; None draws depths from the training table's distribution.
+        empty_fraction : float in [0, 1), optional
+            Share of samples drawn empty (no reads at all). None: the share of empty samples in the
+            training table (``training["fit"]["empty_sample_fraction"]``; 0 for model folders saved
+            before it was recorded). Each sample is empty independently with this probability; the other
+            samples are the ones ``empty_fraction=0`` gives with the same seed.
         seed : int
             Same model, arguments and seed give the same table on the CPU.
         """
@@ -551,6 +564,7 @@ class DepMicroDiff:
         if not schedulers:
             raise InvalidOptionError("the 'vae' sampler cannot generate", hint="use ddim:K, ddpm:K, full, ...")
         depths = self._library_sizes(n, library_size, seed)
+        empty = self._empty_samples(n, empty_fraction, seed)
         cond = cond_valid = None
         if self.metadata_columns:
             frame = meta if meta is not None else pd.DataFrame(index=pd.Index(ids), columns=self.metadata_columns)
@@ -563,6 +577,7 @@ class DepMicroDiff:
                                        precision=self.precision)
         h = self.hparams
         counts = _sampling.to_counts(drawn, depths, scale=h["scale"], log_base=h["log_base"])
+        counts[empty] = 0.0
         sample_meta = meta.copy() if meta is not None else pd.DataFrame(index=pd.Index(ids))
         sample_meta.index = pd.Index(ids)
         return MicrobiomeTable(counts, ids, list(self.taxa), sample_meta=sample_meta, source="generated")
@@ -581,6 +596,16 @@ class DepMicroDiff:
                                     hint="give the read depth yourself (library_size= / --library-size)")
         u = np.random.default_rng(seed).uniform(0, 100, n)
         return np.maximum(np.rint(np.interp(u, np.arange(101), percentiles)), 1.0)
+
+    def _empty_samples(self, n: int, empty_fraction, seed: int) -> np.ndarray:
+        """(n,) bool: which generated samples are empty (a stream of their own, so the others do not change)."""
+        if empty_fraction is None:
+            empty_fraction = self.training.get("fit", {}).get("empty_sample_fraction", 0.0)
+        check_number("empty_fraction", empty_fraction, 0.0)
+        if empty_fraction >= 1:
+            raise InvalidOptionError(f"empty_fraction must be below 1, got {empty_fraction}",
+                                     hint="e.g. empty_fraction=0 for no empty samples")
+        return np.random.default_rng([int(seed), 7]).random(n) < float(empty_fraction)
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
@@ -662,7 +687,8 @@ def _check_hparams(h: dict) -> None:
     choices = {"ar_order": AR_ORDERS, "dependency": DEPENDENCY_METHODS, "dep_mode": ("open", "restrict"),
                "prediction_type": ("v_prediction", "epsilon"), "metadata": ("auto", True, False),
                "cond_latent": ("all", "observed"), "target": ("residual", "latent"),
-               "metadata_mode": ("field", "sample"), "taxonomy_embedding": ("none", "poincare")}
+               "metadata_mode": ("field", "sample"), "taxonomy_embedding": ("none", "poincare"),
+               "generation_scaling": GENERATION_SCALINGS}
     for name, allowed in choices.items():
         if h[name] not in allowed:
             raise InvalidOptionError(f"{name} must be one of {', '.join(map(str, allowed))}, got {h[name]!r}")

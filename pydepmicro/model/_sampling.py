@@ -397,7 +397,7 @@ def to_counts(drawn: dict[str, np.ndarray], library_sizes: np.ndarray, *, scale:
     """Drawn samples -> counts (n, q): relative abundances of the present taxa, closed to 1 and
     scaled to each sample's library size; a present taxon keeps at least one read, so rounding never
     changes the sparsity the decoder drew. A sample drawn with no taxon present gets its most
-    probable taxon (an empty sample is not a sample)."""
+    probable taxon (empty samples are drawn on purpose, by ``generate(empty_fraction=)``, not by chance)."""
     present = drawn["present"] > 0.5
     none = ~present.any(1)
     present[none, np.argmax(drawn["presence_prob"][none], axis=1)] = True

@@ -149,10 +149,12 @@ def load_model(cls, path, *, device: str = "auto"):
             module = LatentDiffusion(vae, dat, vae_index=torch.zeros(q, dtype=torch.long),
                                      ar_perm=torch.arange(q), block_sizes=config["block_sizes"],
                                      cond_latent=config["hparams"].get("cond_latent", "observed"),
-                                     target=config["hparams"].get("target", "latent"))
-            # buffers of generation, absent from folders saved before it existed (such models cannot generate)
+                                     target=config["hparams"].get("target", "latent"),
+                                     generation_scaling=config["hparams"].get("generation_scaling", "dimension"))
+            # buffers of generation, absent from folders saved before they existed (identity values)
             for key, value in (("generation_std", torch.ones(vae.d_z)), ("presence_offset", torch.zeros(q)),
-                               ("abundance_sd", torch.zeros(q))):
+                               ("abundance_sd", torch.zeros(q)), ("generation_loc", torch.zeros(q, vae.d_z)),
+                               ("generation_scale", torch.ones(q, vae.d_z))):
                 state.setdefault(key, value)
             module.load_state_dict(state, strict=True)
             model.module, model.vae, model.taxa = module.to(model.device), module.vae, ids

@@ -28,6 +28,8 @@ from .dat import DependencyAwareTransformer
 from .masks import dat_attention_mask
 from .vae import TaxonVAE
 
+GENERATION_SCALINGS = ("dimension", "token")
+
 __all__ = ["LatentDiffusion"]
 
 
@@ -72,11 +74,15 @@ class LatentDiffusion(nn.Module):
         dep: torch.Tensor | None = None,
         cond_latent: str = "all",
         target: str = "residual",
+        generation_scaling: str = "dimension",
     ):
         super().__init__()
         if target not in ("residual", "latent"):
             raise ValueError(f"target must be 'residual' or 'latent', got {target!r}")
         self.target = target
+        if generation_scaling not in GENERATION_SCALINGS:
+            raise ValueError(f"generation_scaling must be one of {GENERATION_SCALINGS}, got {generation_scaling!r}")
+        self.generation_scaling = generation_scaling
         if cond_latent not in ("all", "observed"):
             raise ValueError(f"cond_latent must be 'all' or 'observed', got {cond_latent!r}")
         self.cond_latent = cond_latent
@@ -101,6 +107,10 @@ class LatentDiffusion(nn.Module):
         self.register_buffer("residual_std", torch.ones(self.d_z))
         # residual scale of generation examples (nothing observed: the whole latent is the residual)
         self.register_buffer("generation_std", torch.ones(self.d_z))
+        # generation_scaling "token": each taxon's generation target is centred and scaled on its own
+        # (loc in latent units, scale relative to generation_std); "dimension" leaves them at 0 and 1
+        self.register_buffer("generation_loc", torch.zeros(q, self.d_z))
+        self.register_buffer("generation_scale", torch.ones(q, self.d_z))
         # generation calibration (calibrate_generation): per-taxon presence-logit offsets, and the sd of
         # the log abundance around the decoder's value (the likelihood's noise, drawn when generating)
         self.register_buffer("presence_offset", torch.zeros(q))
@@ -177,17 +187,21 @@ class LatentDiffusion(nn.Module):
         """(B,) bool: samples with no observed taxon (generation), from the condition's observed bit."""
         return token_cond[..., -2].amax(dim=1) <= 0
 
-    def _scale(self, token_cond: torch.Tensor) -> torch.Tensor:
-        """Per-sample target scale (B, 1, d_z): generation rows use ``generation_std``."""
+    def _shift_scale(self, token_cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample target centre and scale (B, q, d_z): generation rows use their own."""
         gen = self.nothing_observed(token_cond)[:, None, None]
-        return torch.where(gen, self.generation_std, self.residual_std)
+        base = self.base(token_cond)
+        shift = torch.where(gen, base + self.generation_loc, base)
+        return shift, torch.where(gen, self.generation_std * self.generation_scale, self.residual_std)
 
     def to_target(self, z0: torch.Tensor, token_cond: torch.Tensor) -> torch.Tensor:
         """Standardised latents -> what the diffusion models (table order)."""
-        return (z0 - self.base(token_cond)) / self._scale(token_cond)
+        shift, scale = self._shift_scale(token_cond)
+        return (z0 - shift) / scale
 
     def from_target(self, x: torch.Tensor, token_cond: torch.Tensor) -> torch.Tensor:
-        return x * self._scale(token_cond) + self.base(token_cond)
+        shift, scale = self._shift_scale(token_cond)
+        return x * scale + shift
 
     @torch.no_grad()
     def set_residual_scale(self, z0: torch.Tensor, token_cond: torch.Tensor) -> None:
@@ -195,6 +209,8 @@ class LatentDiffusion(nn.Module):
         separately for samples with something observed (imputation) and with nothing (generation)."""
         self.residual_std.fill_(1.0)
         self.generation_std.fill_(1.0)
+        self.generation_loc.zero_()
+        self.generation_scale.fill_(1.0)
         if self.target != "residual":
             return
         gen = self.nothing_observed(token_cond)
@@ -202,6 +218,10 @@ class LatentDiffusion(nn.Module):
             if rows.sum() > 1:
                 residual = z0[rows] - self.base(token_cond[rows])
                 buffer.copy_(residual.reshape(-1, self.d_z).std(0).clamp_min(1e-3))
+        if self.generation_scaling == "token" and gen.sum() > 1:
+            residual = z0[gen] - self.base(token_cond[gen])
+            self.generation_loc.copy_(residual.mean(0))
+            self.generation_scale.copy_(residual.std(0).clamp_min(1e-3) / self.generation_std)
 
     def token_condition(self, y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         """Per-taxon condition (B, q, d_z + 2): [latent, observed bit, value (0 if missing)]; the
