@@ -3,6 +3,11 @@ both regimes, DepMicroDiff beside the per-taxon mean and KNN-10 of the same run.
 
     python inst/scripts/check_engine_coad.py [--seed 0] [--cancer coad] [--fast] [model options k=v ...]
 
+Samplers side by side (issue 8; "draws" estimates so that the sampler matters, on a subset):
+
+    python inst/scripts/check_engine_coad.py --regimes aware --estimate draws --draws 5 \
+        --extra-samplers ddim:10,fractional:20,adaptive,full --sampler-samples 40
+
 The model is trained on the masked table only (transductive, as in the paper): the hidden entries
 never reach training. Masking happens on the log scale with the original totals (as for every
 baseline); the model gets the masked relative abundances x 100 as its counts, so its output is on
@@ -19,6 +24,7 @@ import numpy as np
 
 from pydepmicro.datasets import load_tcma
 from pydepmicro.evaluate import baselines_for, draw_mask, imputation_metrics, masked_log_inputs
+from pydepmicro.evaluate.masks import EvalMask
 from pydepmicro.cli_model import parse_value
 from pydepmicro.model import _FIT_OPTIONS, DepMicroDiff
 
@@ -36,6 +42,9 @@ def main() -> None:
     parser.add_argument("--save-model", help="save each regime's model to DIR-<regime>")
     parser.add_argument("--load-model", help="load each regime's model from DIR-<regime> instead of training")
     parser.add_argument("--extra-samplers", default="", help="comma-separated samplers also evaluated")
+    parser.add_argument("--sampler-samples", type=int, default=None,
+                        help="evaluate the extra samplers (and the main one again, for comparison) on this many "
+                             "random samples only, so the slow 'full' sampler fits in CPU time")
     parser.add_argument("options", nargs="*", help="model/fit options as key=value")
     args = parser.parse_args()
     options = {k: parse_value(v) for k, v in (o.split("=", 1) for o in args.options)}
@@ -63,13 +72,28 @@ def main() -> None:
             model.save(f"{args.save_model}-{regime}", force=True)
         t_fit = time.perf_counter() - t0
         zeros = "keep" if regime == "aware" else "auto"
-        for sampler in [s for s in args.extra_samplers.split(",") if s]:
+        extra_samplers = [s for s in args.extra_samplers.split(",") if s]
+        sub = np.arange(table.n_samples)
+        if args.sampler_samples and extra_samplers:
+            sub = np.sort(np.random.default_rng(args.seed).choice(table.n_samples, args.sampler_samples,
+                                                                  replace=False))
+            extra_samplers = [args.sampler, *[s for s in extra_samplers if s != args.sampler]]
+        sub_mask = EvalMask(mask.drawn[sub], mask.hidden[sub], mask.variant, mask.seed, mask.sample_ids[sub],
+                            mask.taxa_ids)
+        sub_fed = fed.subset(samples=fed.sample_ids[sub])
+        if extra_samplers:  # warm-up, so the first sampler's time is not the first call's
+            model.impute(sub_fed.subset(samples=sub_fed.sample_ids[:2]), draws=1, sampler="ddim:2", progress=False)
+        for sampler in extra_samplers:
             t1 = time.perf_counter()
-            extra = model.impute(fed, draws=args.draws, sampler=sampler, estimate=args.estimate, zeros=zeros,
-                                 seed=args.seed)
+            extra = model.impute(sub_fed, draws=args.draws, sampler=sampler, estimate=args.estimate, zeros=zeros,
+                                 seed=args.seed, progress=False)
+            seconds = time.perf_counter() - t1
             est = np.where(np.isnan(extra.table.counts), 0.0, np.log1p(np.nan_to_num(extra.table.counts)))
-            rows.append((regime, f"depmicrodiff {sampler}", time.perf_counter() - t1,
-                         imputation_metrics(truth, est, mask, regime=regime)))
+            spread = np.where(np.isnan(extra.spread), 0.0, extra.spread)
+            label = f"depmicrodiff {sampler}" + (f" ({len(sub)} samples)" if len(sub) < table.n_samples else "")
+            rows.append((regime, label, seconds,
+                         imputation_metrics(truth[sub], est, sub_mask, regime=regime,
+                                            lower=np.maximum(est - 1.645 * spread, 0), upper=est + 1.645 * spread)))
         t0 = time.perf_counter() - t_fit
         result = model.impute(fed, draws=args.draws, sampler=args.sampler, estimate=args.estimate, zeros=zeros,
                               seed=args.seed)
