@@ -217,6 +217,32 @@ def test_generate_draws_empty_samples_at_the_training_tables_share(table):
             sparse.generate(3, empty_fraction=bad, progress=False)
 
 
+def test_generated_depth_follows_richness_as_in_the_training_table(table):
+    """Deep samples show more taxa; generated samples take depths from real ones as rich as they are."""
+    from pydepmicro.model._sampling import depth_by_richness, draw_depths
+
+    rich = np.repeat(np.arange(1, 11), 20)
+    lib = 10.0 ** (rich / 2) * np.random.default_rng(0).uniform(0.8, 1.25, rich.size)  # depth grows with richness
+    by = depth_by_richness(lib, rich, n_bins=10)
+    assert len(by["percentiles"]) == len(by["edges"]) - 1 == 10
+    drawn = draw_depths(np.array([1, 1, 10, 10]), by, np.random.default_rng(1))
+    assert (drawn[:2] < 10 ** 0.7).all() and (drawn[2:] > 10 ** 4.8).all()
+    # a table whose depth grows with richness: the model records it and generates it
+    counts = np.nan_to_num(table.counts)
+    present = (counts > 0).sum(1)
+    depth = 10.0 ** (1 + 3 * (present - present.min()) / max(1, np.ptp(present)))
+    steep = type(table)(counts / counts.sum(1, keepdims=True) * depth[:, None], table.sample_ids, table.taxa_ids)
+    model = DepMicroDiff(metadata=False, device="cpu", **TINY).fit(steep, seed=0, vae_steps=60, dat_steps=40,
+                                                                    progress=False)
+    synth = model.generate(300, sampler="ddim:4", seed=0, progress=False).counts
+    r_synth = np.corrcoef(np.log(synth.sum(1)), (synth > 0).sum(1))[0, 1]
+    assert r_synth > 0.5, r_synth
+    # without the record (older model folders) depth is drawn apart from richness
+    del model.training["fit"]["library_size_by_richness"]
+    flat = model.generate(300, sampler="ddim:4", seed=0, progress=False).counts
+    assert abs(np.corrcoef(np.log(flat.sum(1)), (flat > 0).sum(1))[0, 1]) < 0.3
+
+
 def test_generate_survives_save_and_load(model, tmp_path):
     model.save(tmp_path / "m")
     loaded = DepMicroDiff.load(tmp_path / "m", device="cpu")

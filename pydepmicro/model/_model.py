@@ -367,6 +367,10 @@ class DepMicroDiff:
             # percentiles 0..100 of the training library sizes: generate() draws read depths from them
             "library_size_percentiles": [round(float(v), 3) for v in
                                          np.percentile(np.asarray(prep.library_sizes)[train_rows], np.arange(101))],
+            # ... and per richness bin: generated samples take depths from real ones as rich as they are
+            "library_size_by_richness": _sampling.depth_by_richness(
+                np.asarray(prep.library_sizes)[train_rows], (prep.y > 0).logical_and(prep.observed)[train_rows]
+                .sum(1).numpy()),
             # share of the table's samples without a single read (never trained on): generate() draws
             # that share of empty samples, as real tables have them (TCMA STAD: 39% after decontamination)
             "empty_sample_fraction": round(float(np.mean(np.asarray(prep.library_sizes) <= 0)), 6),
@@ -543,7 +547,8 @@ class DepMicroDiff:
         sampler : str
             As in :meth:`impute` (default ``"ddim:50"``: whole samples need more steps than a correction).
         library_size : int, array (n,) or None
-            Read depth of each sample; None draws depths from the training table's distribution.
+            Read depth of each sample; None draws each sample's depth from the training samples with
+            about as many present taxa (depth and richness go together in real tables).
         empty_fraction : float in [0, 1), optional
             Share of samples drawn empty (no reads at all). None: the share of empty samples in the
             training table (``training["fit"]["empty_sample_fraction"]``; 0 for model folders saved
@@ -563,7 +568,7 @@ class DepMicroDiff:
         schedulers = _sampling.schedulers_for(sampler, self.hparams, len(self.module.block_sizes))
         if not schedulers:
             raise InvalidOptionError("the 'vae' sampler cannot generate", hint="use ddim:K, ddpm:K, full, ...")
-        depths = self._library_sizes(n, library_size, seed)
+        self._check_library_size(n, library_size)
         empty = self._empty_samples(n, empty_fraction, seed)
         cond = cond_valid = None
         if self.metadata_columns:
@@ -576,13 +581,15 @@ class DepMicroDiff:
                                        batch_size=batch_size, device=self.device, progress=progress,
                                        precision=self.precision)
         h = self.hparams
+        depths = self._library_sizes(n, library_size, seed, richness=_sampling.richness(drawn))
         counts = _sampling.to_counts(drawn, depths, scale=h["scale"], log_base=h["log_base"])
         counts[empty] = 0.0
         sample_meta = meta.copy() if meta is not None else pd.DataFrame(index=pd.Index(ids))
         sample_meta.index = pd.Index(ids)
         return MicrobiomeTable(counts, ids, list(self.taxa), sample_meta=sample_meta, source="generated")
 
-    def _library_sizes(self, n: int, library_size, seed: int) -> np.ndarray:
+    def _check_library_size(self, n: int, library_size) -> np.ndarray | None:
+        """The given read depths (n,), checked; None when none were given (checked to be recorded)."""
         if library_size is not None:
             sizes = np.broadcast_to(np.asarray(library_size, dtype=float), (n,)) if np.ndim(library_size) == 0 \
                 else np.asarray(library_size, dtype=float)
@@ -590,12 +597,24 @@ class DepMicroDiff:
                 raise InvalidOptionError(f"library_size must be a number >= 1 or {n} such numbers",
                                          hint="e.g. library_size=10000")
             return sizes
-        percentiles = self.training.get("fit", {}).get("library_size_percentiles")
-        if not percentiles:
+        if not self.training.get("fit", {}).get("library_size_percentiles"):
             raise InvalidValueError("the model does not record its training read depths",
                                     hint="give the read depth yourself (library_size= / --library-size)")
-        u = np.random.default_rng(seed).uniform(0, 100, n)
-        return np.maximum(np.rint(np.interp(u, np.arange(101), percentiles)), 1.0)
+        return None
+
+    def _library_sizes(self, n: int, library_size, seed: int, richness: np.ndarray) -> np.ndarray:
+        """Read depths (n,): given, or drawn from training samples of the same richness (number of
+        present taxa), or, for models saved before that was recorded, from all training samples."""
+        given = self._check_library_size(n, library_size)
+        if given is not None:
+            return given
+        fit = self.training["fit"]
+        rng = np.random.default_rng(seed)
+        if fit.get("library_size_by_richness"):
+            sizes = _sampling.draw_depths(richness, fit["library_size_by_richness"], rng)
+        else:
+            sizes = np.interp(rng.uniform(0, 100, n), np.arange(101), fit["library_size_percentiles"])
+        return np.maximum(np.rint(sizes), 1.0)
 
     def _empty_samples(self, n: int, empty_fraction, seed: int) -> np.ndarray:
         """(n,) bool: which generated samples are empty (a stream of their own, so the others do not change)."""

@@ -393,6 +393,11 @@ def draw_samples(
     return out
 
 
+def richness(drawn: dict[str, np.ndarray]) -> np.ndarray:
+    """Present taxa per drawn sample (n,), as :func:`to_counts` will write them (at least one)."""
+    return np.maximum((drawn["present"] > 0.5).sum(1), 1)
+
+
 def to_counts(drawn: dict[str, np.ndarray], library_sizes: np.ndarray, *, scale: float, log_base: float) -> np.ndarray:
     """Drawn samples -> counts (n, q): relative abundances of the present taxa, closed to 1 and
     scaled to each sample's library size; a present taxon keeps at least one read, so rounding never
@@ -406,3 +411,31 @@ def to_counts(drawn: dict[str, np.ndarray], library_sizes: np.ndarray, *, scale:
     share = relative / relative.sum(1, keepdims=True)
     counts = np.rint(share * np.asarray(library_sizes, dtype=float)[:, None])
     return np.where(present, np.maximum(counts, 1.0), 0.0)
+
+
+def depth_by_richness(library_sizes: np.ndarray, richness: np.ndarray, n_bins: int = 10) -> dict:
+    """Read depth given richness, from training samples (n,): richness bins of about equal counts
+    (``edges``, on the number of present taxa) and the percentiles 0..100 of the depth in each bin.
+
+    Depth and richness go together in real tables (TCMA: Pearson r of log depth with the number of
+    present taxa 0.79 on COAD, 0.88 on STAD): a deep sample shows more taxa. Drawing depth apart
+    from the drawn presence pattern puts rich samples at shallow depths, where each rare taxon's
+    single read is a large share.
+    """
+    lib = np.asarray(library_sizes, dtype=float)
+    rich = np.asarray(richness, dtype=float)
+    edges = np.unique(np.quantile(rich, np.linspace(0, 1, n_bins + 1)))
+    bins = np.searchsorted(edges[1:-1], rich, side="right")
+    percentiles = [np.percentile(lib[bins == b], np.arange(101)) if (bins == b).any() else
+                   np.percentile(lib, np.arange(101)) for b in range(max(len(edges) - 1, 1))]
+    return {"edges": [float(e) for e in edges],
+            "percentiles": [[round(float(v), 3) for v in p] for p in percentiles]}
+
+
+def draw_depths(richness: np.ndarray, by_richness: dict, rng: np.random.Generator) -> np.ndarray:
+    """Depths (n,) for samples with ``richness`` present taxa: a draw from their richness bin."""
+    edges = np.asarray(by_richness["edges"], dtype=float)
+    bins = np.searchsorted(edges[1:-1], np.asarray(richness, dtype=float), side="right")
+    table = np.asarray(by_richness["percentiles"], dtype=float)
+    u = rng.uniform(0, 100, len(bins))
+    return np.array([np.interp(u[i], np.arange(101), table[b]) for i, b in enumerate(bins)])
