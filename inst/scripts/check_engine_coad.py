@@ -31,6 +31,16 @@ from pydepmicro.model import _FIT_OPTIONS, DepMicroDiff
 KEEP = ("pcc", "per_taxon_pcc", "rmse", "false_fill", "dropout_auroc", "observed_fidelity", "coverage")
 
 
+def _score(result, truth, mask, regime: str) -> dict:
+    """Metrics of an ImputationResult on the log scale, with the +-1.645 sd interval of its draws.
+    Samples with no observed count at all (every nonzero masked) cannot be put back on the count scale
+    and are left missing: they score as 0 (a failure), not skipped."""
+    est = np.where(np.isnan(result.table.counts), 0.0, np.log1p(np.nan_to_num(result.table.counts)))
+    spread = np.where(np.isnan(result.spread), 0.0, result.spread)
+    return imputation_metrics(truth, est, mask, regime=regime, lower=np.maximum(est - 1.645 * spread, 0),
+                              upper=est + 1.645 * spread)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -88,25 +98,14 @@ def main() -> None:
             extra = model.impute(sub_fed, draws=args.draws, sampler=sampler, estimate=args.estimate, zeros=zeros,
                                  seed=args.seed, progress=False)
             seconds = time.perf_counter() - t1
-            est = np.where(np.isnan(extra.table.counts), 0.0, np.log1p(np.nan_to_num(extra.table.counts)))
-            spread = np.where(np.isnan(extra.spread), 0.0, extra.spread)
             label = f"depmicrodiff {sampler}" + (f" ({len(sub)} samples)" if len(sub) < table.n_samples else "")
-            rows.append((regime, label, seconds,
-                         imputation_metrics(truth[sub], est, sub_mask, regime=regime,
-                                            lower=np.maximum(est - 1.645 * spread, 0), upper=est + 1.645 * spread)))
+            rows.append((regime, label, seconds, _score(extra, truth[sub], sub_mask, regime)))
         t0 = time.perf_counter() - t_fit
         result = model.impute(fed, draws=args.draws, sampler=args.sampler, estimate=args.estimate, zeros=zeros,
                               seed=args.seed)
         t_imp = time.perf_counter() - t0 - t_fit
-        # samples with no observed count at all (every nonzero masked) cannot be put back on the count
-        # scale and are left missing: they score as 0 (a failure), not skipped
         left = np.isnan(result.table.counts)
-        est = np.where(left, 0.0, np.log1p(np.nan_to_num(result.table.counts)))
-        spread = np.where(np.isnan(result.spread), 0.0, result.spread)
-        lower = np.maximum(est - 1.645 * spread, 0)
-        upper = est + 1.645 * spread
-        metrics = imputation_metrics(truth, est, mask, regime=regime, lower=lower, upper=upper)
-        rows.append((regime, f"depmicrodiff (zeros={zeros})", t_fit + t_imp, metrics))
+        rows.append((regime, f"depmicrodiff (zeros={zeros})", t_fit + t_imp, _score(result, truth, mask, regime)))
         print(f"  {regime}: {int(left.sum())} entries left missing (samples without observed counts)")
         print(f"  {regime}: fit {t_fit:.0f} s, impute {t_imp:.0f} s; peak RSS "
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)

@@ -357,6 +357,8 @@ class DepMicroDiff:
         module.calibrate_generation(y[train_rows], obs[train_rows])
 
         self.vae, self.module, self.taxa = vae, module, taxa
+        library_sizes = np.asarray(prep.library_sizes)
+        train_lib = library_sizes[train_rows]
         self.history = [r for r in self.history if r.get("phase") == "pretrain"] + history
         self.training.update(fit={
             "vae": vae_opts.as_dict(), "denoiser": dat_opts.as_dict(), "seed": seed, "val_fraction": val_fraction,
@@ -365,15 +367,14 @@ class DepMicroDiff:
             "seconds": round(time.perf_counter() - start, 2), "device": str(self.device),
             "generate_fraction": generate_fraction,
             # percentiles 0..100 of the training library sizes: generate() draws read depths from them
-            "library_size_percentiles": [round(float(v), 3) for v in
-                                         np.percentile(np.asarray(prep.library_sizes)[train_rows], np.arange(101))],
-            # ... and per richness bin: generated samples take depths from real ones as rich as they are
-            "library_size_by_richness": _sampling.depth_by_richness(
-                np.asarray(prep.library_sizes)[train_rows], (prep.y > 0).logical_and(prep.observed)[train_rows]
-                .sum(1).numpy()),
+            "library_size_percentiles": [round(float(v), 3) for v in np.percentile(train_lib, np.arange(101))],
+            # ... and per richness bin (y is 0 where missing): generated samples take depths from real
+            # ones as rich as they are
+            "library_size_by_richness": _sampling.depth_by_richness(train_lib,
+                                                                    (prep.y[train_rows] > 0).sum(1).numpy()),
             # share of the table's samples without a single read (never trained on): generate() draws
             # that share of empty samples, as real tables have them (TCMA STAD: 39% after decontamination)
-            "empty_sample_fraction": round(float(np.mean(np.asarray(prep.library_sizes) <= 0)), 6),
+            "empty_sample_fraction": round(float(np.mean(library_sizes <= 0)), 6),
             **({} if dist is None else {"world_size": dist.world_size}),
         })
 
@@ -568,7 +569,7 @@ class DepMicroDiff:
         schedulers = _sampling.schedulers_for(sampler, self.hparams, len(self.module.block_sizes))
         if not schedulers:
             raise InvalidOptionError("the 'vae' sampler cannot generate", hint="use ddim:K, ddpm:K, full, ...")
-        self._check_library_size(n, library_size)
+        given_depths = self._check_library_size(n, library_size)
         empty = self._empty_samples(n, empty_fraction, seed)
         cond = cond_valid = None
         if self.metadata_columns:
@@ -581,7 +582,8 @@ class DepMicroDiff:
                                        batch_size=batch_size, device=self.device, progress=progress,
                                        precision=self.precision)
         h = self.hparams
-        depths = self._library_sizes(n, library_size, seed, richness=_sampling.richness(drawn))
+        depths = given_depths if given_depths is not None else \
+            self._drawn_library_sizes(seed, richness=_sampling.richness(drawn))
         counts = _sampling.to_counts(drawn, depths, scale=h["scale"], log_base=h["log_base"])
         counts[empty] = 0.0
         sample_meta = meta.copy() if meta is not None else pd.DataFrame(index=pd.Index(ids))
@@ -602,18 +604,15 @@ class DepMicroDiff:
                                     hint="give the read depth yourself (library_size= / --library-size)")
         return None
 
-    def _library_sizes(self, n: int, library_size, seed: int, richness: np.ndarray) -> np.ndarray:
-        """Read depths (n,): given, or drawn from training samples of the same richness (number of
-        present taxa), or, for models saved before that was recorded, from all training samples."""
-        given = self._check_library_size(n, library_size)
-        if given is not None:
-            return given
+    def _drawn_library_sizes(self, seed: int, richness: np.ndarray) -> np.ndarray:
+        """Read depths (n,) drawn from training samples of the same richness (number of present taxa),
+        or, for models saved before that was recorded, from all training samples."""
         fit = self.training["fit"]
         rng = np.random.default_rng(seed)
         if fit.get("library_size_by_richness"):
             sizes = _sampling.draw_depths(richness, fit["library_size_by_richness"], rng)
         else:
-            sizes = np.interp(rng.uniform(0, 100, n), np.arange(101), fit["library_size_percentiles"])
+            sizes = np.interp(rng.uniform(0, 100, len(richness)), np.arange(101), fit["library_size_percentiles"])
         return np.maximum(np.rint(sizes), 1.0)
 
     def _empty_samples(self, n: int, empty_fraction, seed: int) -> np.ndarray:

@@ -425,7 +425,7 @@ def depth_by_richness(library_sizes: np.ndarray, richness: np.ndarray, n_bins: i
     lib = np.asarray(library_sizes, dtype=float)
     rich = np.asarray(richness, dtype=float)
     edges = np.unique(np.quantile(rich, np.linspace(0, 1, n_bins + 1)))
-    bins = np.searchsorted(edges[1:-1], rich, side="right")
+    bins = _richness_bins(rich, edges)
     percentiles = [np.percentile(lib[bins == b], np.arange(101)) if (bins == b).any() else
                    np.percentile(lib, np.arange(101)) for b in range(max(len(edges) - 1, 1))]
     return {"edges": [float(e) for e in edges],
@@ -434,8 +434,13 @@ def depth_by_richness(library_sizes: np.ndarray, richness: np.ndarray, n_bins: i
 
 def draw_depths(richness: np.ndarray, by_richness: dict, rng: np.random.Generator) -> np.ndarray:
     """Depths (n,) for samples with ``richness`` present taxa: a draw from their richness bin."""
-    edges = np.asarray(by_richness["edges"], dtype=float)
-    bins = np.searchsorted(edges[1:-1], np.asarray(richness, dtype=float), side="right")
+    bins = _richness_bins(np.asarray(richness, dtype=float), np.asarray(by_richness["edges"], dtype=float))
     table = np.asarray(by_richness["percentiles"], dtype=float)
     u = rng.uniform(0, 100, len(bins))
-    return np.array([np.interp(u[i], np.arange(101), table[b]) for i, b in enumerate(bins)])
+    low = np.minimum(np.floor(u).astype(int), 99)  # linear interpolation on the 0..100 grid (np.interp per row)
+    return table[bins, low] + (u - low) * (table[bins, low + 1] - table[bins, low])
+
+
+def _richness_bins(richness: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each richness value: edges[b] <= r < edges[b + 1], the outer bins open-ended."""
+    return np.searchsorted(edges[1:-1], richness, side="right")
