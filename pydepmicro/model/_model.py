@@ -42,9 +42,12 @@ from ._train import TrainOptions, train_denoiser, train_vae
 AR_ORDERS = ("prevalence", "table", "random")
 DEPENDENCY_METHODS = ("both", "ftest", "mi", "none")
 
+# 2 heads (head size 16), not 4: at these widths attention time grows with the number of heads
+# (each head scores every token pair), and 2 heads halved COAD training time on the CPU without losing
+# accuracy (docs/speed/README.md, "Two heads instead of four")
 DEFAULTS: dict[str, Any] = dict(
-    d_z=4, vae_d_model=32, vae_layers=2, vae_heads=4, vae_beta=0.001, vae_sparsity_weight=0.0,
-    d_model=32, n_layers=2, n_heads=4, dropout=0.0,
+    d_z=4, vae_d_model=32, vae_layers=2, vae_heads=2, vae_beta=0.001, vae_sparsity_weight=0.0,
+    d_model=32, n_layers=2, n_heads=2, dropout=0.0,
     n_blocks=4, ar_alpha=0.9, ar_order="prevalence", dep_mode="open", dependency="both", cond_latent="all",
     target="residual",
     prediction_type="v_prediction", num_train_timesteps=1000,
