@@ -245,6 +245,9 @@ def _output_format(table_path, fmt, output, out_format):
 @click.option("--dropout-threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True,
               max_open=True), help="Presence probability above which --zeros auto treats a zero as a dropout.")
 @click.option("--align", is_flag=True, help="Accept a table whose taxa differ from the model's (shared taxa only).")
+@click.option("--closure/--no-closure", default=True, show_default=True,
+              help="Count missing entries as part of each sample's composition: observed shares are scaled so "
+                   "that observed plus imputed make the whole, and imputed counts use the completed total.")
 @click.option("--save-model", type=click.Path(), help="Also save the model trained on TABLE to this folder.")
 @training_options
 @run_options
@@ -253,7 +256,7 @@ def _output_format(table_path, fmt, output, out_format):
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws, sampler, estimate, zeros,
-           dropout_threshold, align, save_model, vae_steps, dat_steps, train_batch, generate_fraction, dependency,
+           dropout_threshold, align, closure, save_model, vae_steps, dat_steps, train_batch, generate_fraction, dependency,
            no_metadata, text_encoder, settings, seed, device, precision, impute_batch, force, quiet):
     """Impute TABLE: missing (NA) entries always, zeros by --zeros. Writes the imputed table and, beside it,
     which entries were imputed, the spread of the draws and each zero's dropout probability."""
@@ -288,7 +291,8 @@ def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws,
     if not _main_process():  # torchrun: rank 0 imputes and writes
         return
     result = model.impute(table, draws=draws, sampler=sampler, estimate=estimate, zeros=zeros,
-                          dropout_threshold=dropout_threshold, seed=seed, batch_size=impute_batch, align=align, progress=not quiet)
+                          dropout_threshold=dropout_threshold, seed=seed, batch_size=impute_batch, align=align,
+                          closure=closure, progress=not quiet)
     written = write_imputation(result, output, out_fmt, force=force)
     if save_model:
         model.save(save_model, force=force)

@@ -11,7 +11,8 @@ from ._sampling import parse_sampler
 
 _FIT_OPTIONS = ("vae_steps", "dat_steps", "batch_size", "vae_lr", "dat_lr", "max_hide", "max_drop", "hide_zeros",
                 "generate_fraction", "val_fraction", "dep")
-_IMPUTE_OPTIONS = ("draws", "sampler", "estimate", "zeros", "dropout_threshold", "batch_size", "align", "keep_draws")
+_IMPUTE_OPTIONS = ("draws", "sampler", "estimate", "zeros", "dropout_threshold", "batch_size", "align", "keep_draws",
+                   "closure")
 
 
 def impute(table: MicrobiomeTable, meta=None, *, model=None, seed: int = 0, progress: bool = True,

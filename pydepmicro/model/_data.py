@@ -38,11 +38,21 @@ class Prepared:
     library_sizes: np.ndarray
 
 
-def prepare(table: MicrobiomeTable, *, scale: float, log_base: float) -> Prepared:
+def prepare(table: MicrobiomeTable, *, scale: float, log_base: float, observed_share: np.ndarray | None = None
+            ) -> Prepared:
+    """``observed_share`` (n,): the share of each sample's reads held by its observed entries. Their
+    relative abundances are then scaled to sum to ``scale x share`` rather than ``scale`` (the rest
+    belongs to the missing entries), and ``library_sizes`` become the totals of the completed sample,
+    observed total / share; None = 1 (relative to the observed total)."""
     values = preprocess(table.counts, scale=scale, base=log_base)
+    library_sizes = np.nansum(table.counts, axis=1)
+    if observed_share is not None:
+        share = np.asarray(observed_share, dtype=np.float64)
+        values = np.log1p(np.expm1(values * np.log(log_base)) * share[:, None]) / np.log(log_base)
+        library_sizes = library_sizes / share
     observed = ~np.isnan(values)
     y = np.where(observed, values, 0.0).astype(np.float32)
-    return Prepared(values, torch.from_numpy(y), torch.from_numpy(observed), np.nansum(table.counts, axis=1))
+    return Prepared(values, torch.from_numpy(y), torch.from_numpy(observed), library_sizes)
 
 
 def check_table(table: MicrobiomeTable, what: str = "table") -> None:

@@ -40,6 +40,11 @@ from ._result import ImputationResult
 from ._train import TrainOptions, train_denoiser, train_vae
 
 AR_ORDERS = ("prevalence", "table", "random")
+# impute(closure=True): mean passes that set each sample's observed share (the final pass is the
+# imputation itself), and the lowest share allowed, so that a sample whose observed entries the model
+# judges negligible cannot blow its imputed counts up without bound
+CLOSURE_PASSES = 2
+MIN_OBSERVED_SHARE = 0.05
 DEPENDENCY_METHODS = ("both", "ftest", "mi", "none")
 
 # 2 heads (head size 16), not 4: at these widths attention time grows with the number of heads
@@ -451,6 +456,7 @@ class DepMicroDiff:
         batch_size: int = 512,
         align: bool = False,
         keep_draws: bool = False,
+        closure: bool = True,
         progress: bool = True,
     ) -> ImputationResult:
         """Impute ``table``: missing entries always, zeros by the ``zeros`` policy.
@@ -483,6 +489,15 @@ class DepMicroDiff:
             Accept a table whose taxa differ from the model's (see :func:`._data.align_taxa`).
         keep_draws : bool
             Return every draw in ``result.draws``.
+        closure : bool
+            Treat missing entries as part of each sample's composition (default). A missing entry's
+            reads are not in the observed total, so relative abundances over the observed entries
+            alone overstate every observed share when a large entry is missing, and counts written
+            back with the observed total understate the missing one. With ``closure``, the observed
+            shares are scaled so that observed plus imputed sum to the whole, by a fixed point of
+            the mean pass (:data:`CLOSURE_PASSES` passes), and imputed counts are written with the
+            completed sample's total. ``False``: relative to the observed entries only, as before
+            this option. It changes nothing for a table without missing entries.
         """
         self._check_fitted()
         if self.training.get("fit", {}).get("generate_fraction") == 1.0:
@@ -502,13 +517,16 @@ class DepMicroDiff:
         alignment = _data.align_taxa(table, self.taxa, align=align)
         h = self.hparams
         prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"])
-        y, obs = _data.aligned_inputs(prep, alignment)
         cond, cond_valid = self._condition_tokens(table)
         empty = prep.library_sizes <= 0
         if empty.any():
             warnings.warn(f"{int(empty.sum())} sample(s) have no observed counts and are left unchanged "
                           f"(e.g. {', '.join(map(str, table.sample_ids[empty][:3]))})", stacklevel=2)
         start = time.perf_counter()
+        if closure and np.isnan(table.counts[~empty]).any():
+            share = self._observed_shares(table, alignment, cond, cond_valid, schedulers, empty, batch_size)
+            prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
+        y, obs = _data.aligned_inputs(prep, alignment)
         est = _sampling.draw_estimates(self.module, y, obs, cond, cond_valid, schedulers, draws=draws, seed=seed,
                                        batch_size=batch_size, device=self.device, progress=progress,
                                        keep_draws=keep_draws, skip=torch.from_numpy(empty), estimate=estimate,
@@ -516,9 +534,31 @@ class DepMicroDiff:
         result = _sampling.assemble(table, prep, alignment, est, zeros=zeros, threshold=dropout_threshold,
                                     scale=h["scale"], log_base=h["log_base"], skip=empty)
         result.options.update(draws=draws, sampler=sampler, estimate=estimate, zeros=zeros, dropout_threshold=dropout_threshold,
-                              seed=seed, align=align, seconds=round(time.perf_counter() - start, 2),
+                              closure=closure, seed=seed, align=align, seconds=round(time.perf_counter() - start, 2),
                               device=str(self.device), precision=self.precision, pydepmicro_version=__version__)
         return result
+
+    def _observed_shares(self, table, alignment, cond, cond_valid, schedulers, skip, batch_size) -> np.ndarray:
+        """Share of each sample's reads held by its observed entries (n,), for ``impute(closure=True)``.
+
+        Fixed point: start from 1 (the observed entries are everything), impute the missing entries
+        with the mean pass, set share = 1 - (their relative abundance) / scale, and repeat with the
+        observed entries scaled to that share. On TCMA P1 masks one pass already settles it."""
+        h = self.hparams
+        missing = np.isnan(table.counts)
+        share = np.ones(table.n_samples)
+        for _ in range(CLOSURE_PASSES):
+            prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
+            y, obs = _data.aligned_inputs(prep, alignment)
+            est = _sampling.draw_estimates(self.module, y, obs, cond, cond_valid, schedulers, draws=0, seed=0,
+                                           batch_size=batch_size, device=self.device, progress=False,
+                                           keep_draws=False, skip=torch.from_numpy(skip), estimate="mean",
+                                           mean_scheduler=self.scheduler(), precision=self.precision)
+            value = _sampling.to_table_order(est["value"], alignment, table.n_taxa)
+            imputed = missing & ~np.isnan(value)
+            rel = np.where(imputed, np.expm1(np.where(imputed, value, 0.0) * np.log(h["log_base"])), 0.0)
+            share = np.clip(1.0 - rel.sum(axis=1) / h["scale"], MIN_OBSERVED_SHARE, 1.0)
+        return share
 
     # -- generate -------------------------------------------------------------------------------
 

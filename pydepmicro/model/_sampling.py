@@ -291,7 +291,7 @@ def _impute_chunk(module, chunk, y, observed, cond, cond_valid, schedulers, out,
         all_draws[:, idx] = est.transpose(1, 0, 2)
 
 
-def _to_table_order(array: np.ndarray, alignment: Alignment, n_cols: int) -> np.ndarray:
+def to_table_order(array: np.ndarray, alignment: Alignment, n_cols: int) -> np.ndarray:
     """Model-order (…, n, q_model) -> table order (…, n, n_cols); NaN for table taxa the model lacks."""
     full = np.full(array.shape[:-1] + (n_cols,), np.nan)
     have = alignment.model_cols >= 0
@@ -313,7 +313,7 @@ def assemble(
 ) -> ImputationResult:
     """Apply the zeros policy, keep observed entries, convert back to counts."""
     Q = table.n_taxa
-    value, spread, prob, abund = (_to_table_order(est[k], alignment, Q)
+    value, spread, prob, abund = (to_table_order(est[k], alignment, Q)
                                   for k in ("value", "spread", "presence_prob", "abundance"))
     modelled = ~np.isnan(value)
     log_in = prep.values
@@ -339,7 +339,7 @@ def assemble(
     draws = est.get("draws")
     return ImputationResult(
         table=result_table, values=values, imputed=imputed, spread=spread, presence_prob=prob,
-        dropout_prob=dropout_prob, draws=None if draws is None else _to_table_order(draws, alignment, Q),
+        dropout_prob=dropout_prob, draws=None if draws is None else to_table_order(draws, alignment, Q),
         options=dict(n_missing_filled=int(missing.sum()), n_zeros_replaced=int(replace.sum()),
                      n_missing_left=int(np.isnan(counts).sum()), n_samples_skipped=int(skip.sum()),
                      n_taxa_not_in_model=alignment.n_extra, n_model_taxa_absent=alignment.n_absent),

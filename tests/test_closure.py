@@ -1,0 +1,112 @@
+"""impute(closure=True): missing entries count as part of each sample's composition.
+
+Without closure, a large missing entry inflates every observed share (they are relative to the
+observed total) and its own count is written back with a total that lacks it, so it comes back too
+small. Tiny models: the check is the arithmetic and its direction, not accuracy.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
+
+from pydepmicro.datasets import simulate  # noqa: E402
+from pydepmicro.model import DepMicroDiff, _data  # noqa: E402
+from pydepmicro.model import impute as engine_impute  # noqa: E402
+from pydepmicro.table import MicrobiomeTable  # noqa: E402
+
+TINY = dict(d_z=2, vae_d_model=16, vae_layers=1, vae_heads=2, d_model=16, n_layers=1, n_heads=2, n_blocks=3,
+            dependency="ftest", num_train_timesteps=100, metadata=False)
+STEPS = dict(vae_steps=40, dat_steps=40, progress=False)
+
+
+def test_prepare_with_observed_share_scales_shares_and_totals():
+    counts = np.array([[10.0, 30.0, np.nan, 0.0], [5.0, 5.0, 10.0, np.nan]])
+    table = MicrobiomeTable(counts, ["s1", "s2"], ["a", "b", "c", "d"])
+    share = np.array([0.4, 0.8])
+    plain = _data.prepare(table, scale=100.0, log_base=np.e)
+    scaled = _data.prepare(table, scale=100.0, log_base=np.e, observed_share=share)
+    rel_sum = np.nansum(np.expm1(scaled.values), axis=1)
+    assert np.allclose(rel_sum, 100.0 * share)  # observed entries hold their share of the whole
+    assert np.allclose(np.nansum(np.expm1(plain.values), axis=1), 100.0)
+    assert np.allclose(scaled.library_sizes, np.array([40.0, 20.0]) / share)  # completed totals
+    assert np.array_equal(np.isnan(scaled.values), np.isnan(counts))
+    # a relative abundance written back with the completed total: the count stays where it was
+    assert np.allclose(np.expm1(scaled.values[0, 1]) / 100.0 * scaled.library_sizes[0], 30.0)
+
+
+@pytest.fixture(scope="module")
+def dominant():
+    """A table whose taxon 0 holds about half of every sample's reads, hidden in a third of samples."""
+    full = simulate(60, 10, seed=5, zero_fraction=0.5).table
+    counts = full.counts.copy()
+    counts[:, 0] = counts[:, 1:].sum(axis=1) + 1.0  # half of each sample
+    truth = full.with_counts(counts.copy())
+    hidden = np.zeros(counts.shape, dtype=bool)
+    hidden[::3, 0] = True
+    hidden[:, 0] &= counts[:, 1:].sum(axis=1) > 0  # each such sample keeps some observed reads
+    counts[hidden] = np.nan
+    table = truth.with_counts(counts)
+    model = DepMicroDiff(device="cpu", **TINY).fit(table, seed=0, **STEPS)
+    return truth, table, hidden, model
+
+
+def test_closure_brings_a_hidden_dominant_taxon_back_near_its_share(dominant):
+    truth, table, hidden, model = dominant
+    errors = {}
+    for closure in (False, True):
+        result = model.impute(table, draws=0, zeros="keep", closure=closure, progress=False)
+        assert result.options["closure"] is closure
+        filled = result.table.counts[hidden]
+        # share of the completed sample that the imputed entry takes, against the truth (0.5)
+        completed = np.nansum(table.counts, axis=1)[hidden[:, 0]] + filled
+        share = filled / completed
+        true_share = truth.counts[hidden] / truth.counts[hidden[:, 0]].sum(axis=1)
+        errors[closure] = np.mean(np.abs(np.log(share + 1e-9) - np.log(true_share)))
+        obs = ~np.isnan(table.counts)
+        assert np.array_equal(result.table.counts[obs], table.counts[obs])  # observed counts untouched
+    # without closure the entry is written with the observed total, which lacks it: about half too small
+    assert errors[True] < 0.5 * errors[False], errors
+
+
+def test_closure_changes_nothing_without_missing_entries(dominant):
+    truth, _, _, model = dominant
+    a = model.impute(truth, draws=2, sampler="ddim:5", zeros="auto", closure=True, progress=False, seed=1)
+    b = model.impute(truth, draws=2, sampler="ddim:5", zeros="auto", closure=False, progress=False, seed=1)
+    assert np.array_equal(a.table.counts, b.table.counts)
+    assert np.array_equal(a.values, b.values, equal_nan=True)
+
+
+def test_closure_is_an_option_of_the_one_call_impute(dominant):
+    _, table, hidden, model = dominant
+    on = engine_impute(table, model=model, draws=0, zeros="keep", progress=False)
+    off = engine_impute(table, model=model, draws=0, zeros="keep", closure=False, progress=False)
+    assert on.options["closure"] is True and off.options["closure"] is False
+    assert (on.table.counts[hidden] > off.table.counts[hidden]).mean() > 0.9
+
+
+def test_cli_no_closure_gives_the_observed_total_behaviour(dominant, tmp_path):
+    from click.testing import CliRunner
+
+    from pydepmicro.cli import cli
+    from pydepmicro.io import read_table, write_table
+
+    _, table, hidden, model = dominant
+    model.save(tmp_path / "model")
+    write_table(table, tmp_path / "t.tsv")
+    outputs = {}
+    for flag in ("--closure", "--no-closure"):
+        out = tmp_path / f"{flag.strip('-')}.tsv"
+        result = CliRunner().invoke(cli, ["impute", str(tmp_path / "t.tsv"), "--model", str(tmp_path / "model"),
+                                          "-o", str(out), "--draws", "0", "--zeros", "keep", "--quiet", flag])
+        assert result.exit_code == 0, result.output
+        outputs[flag] = read_table(out).counts
+    expected = model.impute(table, draws=0, zeros="keep", closure=False, progress=False).table.counts
+    assert np.allclose(outputs["--no-closure"], expected, rtol=1e-6)
+    assert (outputs["--closure"][hidden] > outputs["--no-closure"][hidden]).mean() > 0.9
