@@ -21,7 +21,7 @@ from ..errors import (
     TooFewSamplesError,
 )
 from ..table import MicrobiomeTable
-from ..transforms import preprocess
+from ..transforms import log_transform, relative_abundance
 
 MIN_TRAIN_SAMPLES = 8
 
@@ -44,12 +44,12 @@ def prepare(table: MicrobiomeTable, *, scale: float, log_base: float, observed_s
     relative abundances are then scaled to sum to ``scale x share`` rather than ``scale`` (the rest
     belongs to the missing entries), and ``library_sizes`` become the totals of the completed sample,
     observed total / share; None = 1 (relative to the observed total)."""
-    values = preprocess(table.counts, scale=scale, base=log_base)
+    relative = relative_abundance(table.counts, scale=scale)
     library_sizes = np.nansum(table.counts, axis=1)
     if observed_share is not None:
         share = np.asarray(observed_share, dtype=np.float64)
-        values = np.log1p(np.expm1(values * np.log(log_base)) * share[:, None]) / np.log(log_base)
-        library_sizes = library_sizes / share
+        relative, library_sizes = relative * share[:, None], library_sizes / share
+    values = log_transform(relative, base=log_base)
     observed = ~np.isnan(values)
     y = np.where(observed, values, 0.0).astype(np.float32)
     return Prepared(values, torch.from_numpy(y), torch.from_numpy(observed), library_sizes)

@@ -34,18 +34,19 @@ from ..nn.masks import ar_block_sizes
 from ..nn.vae import TaxonVAE
 from ..scheduler import DDPMScheduler
 from ..table import MicrobiomeTable
+from ..transforms import inverse_log_transform
 from . import _data, _distributed, _sampling
 from ._device import resolve_device, resolve_precision
 from ._result import ImputationResult
 from ._train import TrainOptions, train_denoiser, train_vae
 
 AR_ORDERS = ("prevalence", "table", "random")
+DEPENDENCY_METHODS = ("both", "ftest", "mi", "none")
 # impute(closure=True): mean passes that set each sample's observed share (the final pass is the
 # imputation itself), and the lowest share allowed, so that a sample whose observed entries the model
 # judges negligible cannot blow its imputed counts up without bound
 CLOSURE_PASSES = 2
 MIN_OBSERVED_SHARE = 0.05
-DEPENDENCY_METHODS = ("both", "ftest", "mi", "none")
 
 # 2 heads (head size 16), not 4: at these widths attention time grows with the number of heads
 # (each head scores every token pair), and 2 heads halved COAD training time on the CPU without losing
@@ -526,11 +527,8 @@ class DepMicroDiff:
         if closure and np.isnan(table.counts[~empty]).any():
             share = self._observed_shares(table, alignment, cond, cond_valid, schedulers, empty, batch_size)
             prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
-        y, obs = _data.aligned_inputs(prep, alignment)
-        est = _sampling.draw_estimates(self.module, y, obs, cond, cond_valid, schedulers, draws=draws, seed=seed,
-                                       batch_size=batch_size, device=self.device, progress=progress,
-                                       keep_draws=keep_draws, skip=torch.from_numpy(empty), estimate=estimate,
-                                       mean_scheduler=self.scheduler(), precision=self.precision)
+        est = self._estimates(prep, alignment, cond, cond_valid, schedulers, empty, batch_size, draws=draws,
+                              seed=seed, estimate=estimate, keep_draws=keep_draws, progress=progress)
         result = _sampling.assemble(table, prep, alignment, est, zeros=zeros, threshold=dropout_threshold,
                                     scale=h["scale"], log_base=h["log_base"], skip=empty)
         result.options.update(draws=draws, sampler=sampler, estimate=estimate, zeros=zeros, dropout_threshold=dropout_threshold,
@@ -549,16 +547,21 @@ class DepMicroDiff:
         share = np.ones(table.n_samples)
         for _ in range(CLOSURE_PASSES):
             prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
-            y, obs = _data.aligned_inputs(prep, alignment)
-            est = _sampling.draw_estimates(self.module, y, obs, cond, cond_valid, schedulers, draws=0, seed=0,
-                                           batch_size=batch_size, device=self.device, progress=False,
-                                           keep_draws=False, skip=torch.from_numpy(skip), estimate="mean",
-                                           mean_scheduler=self.scheduler(), precision=self.precision)
+            est = self._estimates(prep, alignment, cond, cond_valid, schedulers, skip, batch_size, draws=0, seed=0,
+                                  estimate="mean", keep_draws=False, progress=False)
             value = _sampling.to_table_order(est["value"], alignment, table.n_taxa)
-            imputed = missing & ~np.isnan(value)
-            rel = np.where(imputed, np.expm1(np.where(imputed, value, 0.0) * np.log(h["log_base"])), 0.0)
-            share = np.clip(1.0 - rel.sum(axis=1) / h["scale"], MIN_OBSERVED_SHARE, 1.0)
+            imputed_rel = inverse_log_transform(np.where(missing, value, np.nan), base=h["log_base"])
+            share = np.clip(1.0 - np.nansum(imputed_rel, axis=1) / h["scale"], MIN_OBSERVED_SHARE, 1.0)
         return share
+
+    def _estimates(self, prep, alignment, cond, cond_valid, schedulers, skip, batch_size, *, draws, seed, estimate,
+                   keep_draws, progress) -> dict[str, np.ndarray]:
+        """The sampler over the prepared table (:func:`._sampling.draw_estimates`), model taxon order."""
+        y, obs = _data.aligned_inputs(prep, alignment)
+        return _sampling.draw_estimates(self.module, y, obs, cond, cond_valid, schedulers, draws=draws, seed=seed,
+                                        batch_size=batch_size, device=self.device, progress=progress,
+                                        keep_draws=keep_draws, skip=torch.from_numpy(skip), estimate=estimate,
+                                        mean_scheduler=self.scheduler(), precision=self.precision)
 
     # -- generate -------------------------------------------------------------------------------
 
