@@ -234,11 +234,13 @@ def _output_format(table_path, fmt, output, out_format):
               help="Imputed table (same format as TABLE unless the extension or --out-format says otherwise).")
 @click.option("--out-format", type=click.Choice(WRITE_FORMATS), help="Output format.")
 @click.option("--draws", default=5, show_default=True, type=click.IntRange(0),
-              help="Samples drawn per sample, for the spread (0: none, with --estimate mean).")
+              help="Samples drawn per sample, for the spread (0: none, unless --estimate draws).")
 @click.option("--sampler", default="ddim:20", show_default=True,
               help="ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20), adaptive or vae (the VAE alone).")
-@click.option("--estimate", default="mean", show_default=True, type=click.Choice(["mean", "draws"]),
-              help="Point estimate: mean = the model's posterior-mean pass; draws = the mean of the draws.")
+@click.option("--estimate", default="auto", show_default=True, type=click.Choice(["auto", "vae", "mean", "draws"]),
+              help="Point estimate: vae = the VAE's posterior-mean pass (the latent the denoiser corrects); "
+                   "mean = the denoiser's posterior-mean pass; draws = the mean of the draws; auto = vae for "
+                   "missing (NA) entries, mean for zeros judged dropouts.")
 @click.option("--zeros", default="auto", show_default=True, type=click.Choice(["auto", "keep", "impute"]),
               help="auto: replace zeros the model judges dropouts; keep: fill only missing (NA) entries; "
                    "impute: replace every zero.")

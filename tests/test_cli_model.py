@@ -76,15 +76,18 @@ def test_same_seed_same_output_from_the_cli(files, tmp_path):
 
 
 def test_estimate_options_from_the_cli(files, tmp_path):
-    """--draws 0 gives the deterministic mean estimate without a spread; --estimate draws averages."""
+    """--draws 0 gives the deterministic (VAE) estimate without a spread; --estimate mean and draws differ."""
     folder, table = files
     common = ("--model", folder / "model", "--zeros", "keep", "--quiet")
     run("impute", folder / "t.tsv", "-o", tmp_path / "mean.tsv", "--draws", "0", *common)
     run("impute", folder / "t.tsv", "-o", tmp_path / "avg.tsv", "--estimate", "draws", "--draws", "2",
         "--sampler", "ddim:3", *common)
+    run("impute", folder / "t.tsv", "-o", tmp_path / "dat.tsv", "--estimate", "mean", "--draws", "0", *common)
     mean, avg = read_table(tmp_path / "mean.tsv").counts, read_table(tmp_path / "avg.tsv").counts
+    dat = read_table(tmp_path / "dat.tsv").counts
     missing = np.isnan(table.counts)
     assert np.isfinite(mean[missing]).all() and not np.allclose(mean[missing], avg[missing])
+    assert np.isfinite(dat[missing]).all() and not np.allclose(mean[missing], dat[missing])
     spread = pd.read_csv(tmp_path / "mean.spread.tsv", sep="\t", index_col=0)
     assert spread.isna().all().all()
     result = run("impute", folder / "t.tsv", "-o", tmp_path / "x.tsv", "--draws", "0", "--estimate", "draws",

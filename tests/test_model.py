@@ -89,18 +89,41 @@ def test_same_seed_same_output_other_seed_differs(model, table):
     assert not np.array_equal(a.values, c.values, equal_nan=True)
 
 
-def test_mean_estimate_is_deterministic_and_draws_only_set_the_spread(model, table):
+def test_pass_estimates_are_deterministic_and_draws_only_set_the_spread(model, table):
     a = model.impute(table, draws=2, sampler="ddim:5", seed=1, progress=False)
     c = model.impute(table, draws=2, sampler="ddim:5", seed=2, progress=False)
     none = model.impute(table, draws=0, seed=3, progress=False)
-    assert a.options["estimate"] == "mean"
+    assert a.options["estimate"] == "auto"
     assert np.array_equal(a.values, c.values, equal_nan=True)
     assert np.array_equal(a.values, none.values, equal_nan=True)
     assert not np.array_equal(a.spread, c.spread, equal_nan=True)
     assert np.isnan(none.spread).all()
-    averaged = model.impute(table, draws=2, sampler="ddim:5", estimate="draws", seed=1, progress=False)
     missing = np.isnan(table.counts)
+    # the sampler of the draws changes the spread, not the value
+    other_sampler = model.impute(table, draws=2, sampler="ddim:3", seed=1, progress=False)
+    assert np.array_equal(a.values, other_sampler.values, equal_nan=True)
+    assert not np.array_equal(a.spread, other_sampler.spread, equal_nan=True)
+    # auto: missing entries from the VAE's pass ...
+    vae_alone = model.impute(table, draws=0, sampler="vae", estimate="mean", progress=False)
+    vae = model.impute(table, draws=0, estimate="vae", progress=False)
+    # (equal up to float rounding: the batches differ with the number of draws)
+    assert np.allclose(a.values[missing], vae_alone.values[missing], rtol=0, atol=1e-6)
+    assert np.allclose(a.values[missing], vae.values[missing], rtol=0, atol=1e-6)
+    # ... which differs from the denoiser's pass, another deterministic estimate
+    denoised = model.impute(table, draws=0, estimate="mean", seed=1, progress=False)
+    again = model.impute(table, draws=2, sampler="ddim:5", estimate="mean", seed=2, progress=False)
+    assert np.array_equal(denoised.values, again.values, equal_nan=True)
+    assert not np.allclose(a.values[missing], denoised.values[missing])
+    # ... and the dropout decisions on zeros from the denoiser's pass (closure off: same inputs)
+    auto_open, mean_open, vae_open = (model.impute(table, draws=0, estimate=e, closure=False, progress=False)
+                                      for e in ("auto", "mean", "vae"))
+    zero = table.counts == 0
+    assert np.allclose(auto_open.dropout_prob[zero], mean_open.dropout_prob[zero], rtol=0, atol=1e-6)
+    assert not np.allclose(auto_open.dropout_prob[zero], vae_open.dropout_prob[zero])
+    assert np.allclose(auto_open.values[missing], vae_open.values[missing], rtol=0, atol=1e-6)
+    averaged = model.impute(table, draws=2, sampler="ddim:5", estimate="draws", seed=1, progress=False)
     assert not np.allclose(a.values[missing], averaged.values[missing])
+    assert not np.allclose(denoised.values[missing], averaged.values[missing])
     with pytest.raises(InvalidOptionError, match="draws"):
         model.impute(table, draws=0, estimate="draws")
     with pytest.raises(InvalidOptionError, match="estimate"):

@@ -57,9 +57,11 @@ plot_history(model.history_frame, out / "training_curves.png")
 
 # %% [markdown]
 # ## Impute
-# The estimate decodes the denoiser's estimate of the conditional mean (one deterministic pass,
-# `estimate="mean"`); each sample is also drawn several times (`draws`) and the spread is the
-# standard deviation of the draws (`estimate="draws"` would average them instead). `zeros="auto"` replaces a zero only when the model's presence probability
+# Missing entries take the VAE's posterior mean given the observed entries, and zeros the
+# denoiser's dropout decisions (`estimate="auto"`, the default; `"vae"` and `"mean"` use one pass for
+# both); each sample is also drawn several times from the denoiser (`draws`) and the spread is the standard
+# deviation of the draws (`estimate="draws"` would average them instead). `zeros="auto"` replaces a
+# zero only when the model's presence probability
 # says it is a dropout; `"keep"` fills only missing (NaN) entries; `"impute"` replaces every zero.
 # Observed nonzero counts are never touched.
 

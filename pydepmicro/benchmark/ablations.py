@@ -3,8 +3,8 @@
 Every ablation is a change to the main DepMicroDiff configuration: constructor hyperparameters
 (``model``), :meth:`~pydepmicro.model.DepMicroDiff.fit` options (``fit``), whether the VAE is
 pretrained on the other datasets (``pretrain``), and :meth:`~pydepmicro.model.DepMicroDiff.impute`
-options (``sampler``). Sampler ablations change only the imputation, so they reuse the main
-model's training: their time beside their accuracy is the point.
+options (``sampler``, ``estimate``). Sampler and estimate ablations change only the imputation, so
+they reuse the main model's training: their time beside their accuracy is the point.
 
 An ablation whose configuration equals the main one (e.g. ``ar_alpha_0.9`` with the default decay
 0.9, or ``no_pretrain`` on data with nothing to pretrain on) is not trained twice: its row repeats
@@ -28,13 +28,15 @@ class Ablation:
         Row label; the method column reads ``depmicrodiff/<name>``.
     group : str
         Figure / table group: ``paper`` (the paper's three), ``dependency``, ``ar``, ``ar_decay``,
-        ``order``, ``decoder``, ``sampler``.
+        ``order``, ``decoder``, ``sampler``, ``estimate``.
     model, fit : dict
         Hyperparameters / fit options that override the main ones.
     pretrain : bool or None
         ``False`` turns VAE pretraining off; ``None`` keeps the main setting.
     sampler : str or None
         Imputation sampler (``None``: the main one).
+    estimate : str or None
+        Imputation point estimate (``None``: the package default, ``"auto"``).
     what : str
         One line for the report.
     """
@@ -46,6 +48,7 @@ class Ablation:
     fit: dict = field(default_factory=dict)
     pretrain: bool | None = None
     sampler: str | None = None
+    estimate: str | None = None
 
 
 def _build() -> dict[str, Ablation]:
@@ -76,6 +79,14 @@ def _build() -> dict[str, Ablation]:
         what = ("no diffusion: the VAE's posterior given the observed entries" if sampler == "vae"
                 else f"sampler {sampler}")
         items.append(Ablation(f"sampler_{label}", "sampler", what, sampler=sampler))
+    items += [
+        Ablation("estimate_mean", "estimate", "every estimate from the denoiser's posterior-mean pass "
+                 "(estimate='mean')", estimate="mean"),
+        Ablation("estimate_vae", "estimate", "every estimate from the VAE's posterior-mean pass (estimate='vae')",
+                 estimate="vae"),
+        Ablation("estimate_draws", "estimate", "point estimate = mean of the draws (estimate='draws')",
+                 estimate="draws"),
+    ]
     return {a.name: a for a in items}
 
 

@@ -358,6 +358,7 @@ class _Job:
     pretrain: bool
     sampler: str
     note: str = ""
+    estimate: str = "auto"
 
     @property
     def train_key(self) -> tuple:
@@ -377,8 +378,8 @@ def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool)
         a: Ablation = ABLATIONS[name]
         pretrain = main.pretrain if a.pretrain is None else (a.pretrain and can_pretrain)
         job = _Job(f"{MODEL}/{name}", "ablation", _frozen({**model, **a.model}), _frozen({**settings.fit, **a.fit}),
-                   pretrain, a.sampler or settings.sampler)
-        if (job.train_key, job.sampler) == (main.train_key, main.sampler):
+                   pretrain, a.sampler or settings.sampler, estimate=a.estimate or main.estimate)
+        if (job.train_key, job.sampler, job.estimate) == (main.train_key, main.sampler, main.estimate):
             job = replace(job, note="same configuration as the main model (numbers repeated)")
         jobs.append(job)
     return jobs
@@ -630,12 +631,13 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
         done_samplers: dict = {}
         for job in group:
             try:
-                if job.sampler not in done_samplers:
+                if (job.sampler, job.estimate) not in done_samplers:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         with Meter(model.device) as imp_m:
                             result = model.impute(fed, draws=settings.draws, sampler=job.sampler, zeros=zeros,
-                                                  seed=ctx["seed"], keep_draws=True, progress=False)
+                                                  estimate=job.estimate, seed=ctx["seed"], keep_draws=True,
+                                                  progress=False)
                     est, lower, upper, presence, _ = _model_estimates(result, fed, settings, scale)
                     metrics = imputation_metrics(truth, est, ctx["mask"], regime=ctx["regime"], lower=lower,
                                                  upper=upper)
@@ -643,8 +645,8 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
                     left = int(mask.drawn[~(np.nansum(fed.counts, axis=1) > 0)].sum())
                     true_zero = ~np.isnan(truth) & ~mask.hidden & (np.nan_to_num(truth) == 0)
                     metrics["presence_auroc"] = auroc(presence[mask.drawn], presence[true_zero])
-                    done_samplers[job.sampler] = (est, metrics, imp_m, left)
-                est, metrics, imp_m, left = done_samplers[job.sampler]
+                    done_samplers[job.sampler, job.estimate] = (est, metrics, imp_m, left)
+                est, metrics, imp_m, left = done_samplers[job.sampler, job.estimate]
             except Exception as exc:
                 store.add(_failed(ctx, job.method, job.kind, exc))
                 echo(f"  {label} {job.method}: imputation FAILED {type(exc).__name__}: {exc}")

@@ -450,7 +450,7 @@ class DepMicroDiff:
         *,
         draws: int = 5,
         sampler: str = "ddim:20",
-        estimate: str = "mean",
+        estimate: str = "auto",
         zeros: str = "auto",
         dropout_threshold: float = 0.5,
         seed: int = 0,
@@ -466,13 +466,17 @@ class DepMicroDiff:
         ----------
         draws : int
             Samples drawn per sample of the table; their sd is the spread (0: no draws, no spread;
-            needs ``estimate="mean"``).
-        estimate : {"mean", "draws"}
-            The point estimate: ``"mean"`` (default) decodes the denoiser's estimate of the latent's
-            conditional mean (one deterministic pass per AR block from the last timestep, see
-            :meth:`~pydepmicro.nn.diffusion.LatentDiffusion.predict_mean`); ``"draws"`` averages the
-            draws. Both target E[y | observed]; the mean pass has no Monte Carlo noise (on COAD it
-            scored higher, see the README).
+            needs ``estimate`` "auto", "vae" or "mean").
+        estimate : {"auto", "vae", "mean", "draws"}
+            The point estimate. ``"vae"`` decodes the VAE's posterior mean given the observed
+            entries: the latent the denoiser corrects. ``"mean"`` decodes the denoiser's estimate
+            of the latent's conditional mean (one deterministic pass per AR block from the last
+            timestep, see :meth:`~pydepmicro.nn.diffusion.LatentDiffusion.predict_mean`).
+            ``"draws"`` averages the draws. ``"auto"`` (default): missing (NaN) entries, and zeros
+            under ``zeros="impute"``, take the VAE's estimate; the dropout decisions and values of
+            ``zeros="auto"`` take the denoiser's. On TCMA the VAE's estimate was the better one for
+            flagged missing entries and the denoiser's for dropouts hidden as zeros (README,
+            "Estimate, draws and samplers"). In every case the draws give the spread.
         sampler : str
             ``"ddim:K"`` (DDIM, K steps; default 20), ``"full"`` (all T DDPM steps),
             ``"fractional:n"`` (every n-th step, n in 2, 3, 4, 20, ...), ``"adaptive"`` (more steps
@@ -508,7 +512,7 @@ class DepMicroDiff:
         _data.check_table(table)
         zeros = _data.parse_zeros_policy(zeros)
         estimate = _sampling.parse_estimate(estimate)
-        check_number("draws", draws, 0 if estimate == "mean" else 1, integer=True)
+        check_number("draws", draws, 0 if estimate in _sampling.PASS_ESTIMATES else 1, integer=True)
         if keep_draws and not draws:
             raise InvalidOptionError("keep_draws needs draws >= 1", hint="set draws, e.g. draws=5")
         check_number("batch_size", batch_size, 1, integer=True)
@@ -525,7 +529,8 @@ class DepMicroDiff:
                           f"(e.g. {', '.join(map(str, table.sample_ids[empty][:3]))})", stacklevel=2)
         start = time.perf_counter()
         if closure and np.isnan(table.counts[~empty]).any():
-            share = self._observed_shares(table, alignment, cond, cond_valid, schedulers, empty, batch_size)
+            share = self._observed_shares(table, alignment, cond, cond_valid, schedulers, empty, batch_size,
+                                          "mean" if estimate == "draws" else estimate)
             prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
         est = self._estimates(prep, alignment, cond, cond_valid, schedulers, empty, batch_size, draws=draws,
                               seed=seed, estimate=estimate, keep_draws=keep_draws, progress=progress)
@@ -536,19 +541,20 @@ class DepMicroDiff:
                               device=str(self.device), precision=self.precision, pydepmicro_version=__version__)
         return result
 
-    def _observed_shares(self, table, alignment, cond, cond_valid, schedulers, skip, batch_size) -> np.ndarray:
+    def _observed_shares(self, table, alignment, cond, cond_valid, schedulers, skip, batch_size, estimate
+                         ) -> np.ndarray:
         """Share of each sample's reads held by its observed entries (n,), for ``impute(closure=True)``.
 
         Fixed point: start from 1 (the observed entries are everything), impute the missing entries
-        with the mean pass, set share = 1 - (their relative abundance) / scale, and repeat with the
-        observed entries scaled to that share. On TCMA P1 masks one pass already settles it."""
+        with the deterministic pass ``estimate`` ("vae" or "mean"), set share = 1 - (their relative
+        abundance) / scale, and repeat with the observed entries scaled to that share. On TCMA P1 masks one pass already settles it."""
         h = self.hparams
         missing = np.isnan(table.counts)
         share = np.ones(table.n_samples)
         for _ in range(CLOSURE_PASSES):
             prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
             est = self._estimates(prep, alignment, cond, cond_valid, schedulers, skip, batch_size, draws=0, seed=0,
-                                  estimate="mean", keep_draws=False, progress=False)
+                                  estimate=estimate, keep_draws=False, progress=False)
             value = _sampling.to_table_order(est["value"], alignment, table.n_taxa)
             imputed_rel = inverse_log_transform(np.where(missing, value, np.nan), base=h["log_base"])
             share = np.clip(1.0 - np.nansum(imputed_rel, axis=1) / h["scale"], MIN_OBSERVED_SHARE, 1.0)

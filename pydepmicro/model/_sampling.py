@@ -8,10 +8,14 @@ Per entry and draw d the model gives the decoder's presence probability p_d and 
 - ``presence_prob`` = mean_d p_d   (for an observed zero: the probability that it is a dropout)
 - ``abundance`` = mean_d a_d       (the value used for a zero judged a dropout, zeros="auto")
 
-With ``estimate="mean"`` the value, presence probability and abundance come instead from one
-deterministic pass that decodes the denoiser's estimate of E[z0 | observed]
-(:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.predict_mean`; for the ``vae`` sampler, the
-encoder's posterior mean); the draws then only give the spread.
+With ``estimate`` "auto" (the default), "vae" or "mean" the value, presence probability and
+abundance come instead from deterministic passes, and the draws only give the spread: ``"vae"``
+decodes the VAE encoder's posterior mean given the observed entries (the latent the denoiser
+corrects); ``"mean"`` decodes the denoiser's estimate of E[z0 | observed]
+(:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.predict_mean`; for the ``vae`` sampler it is the
+same as ``"vae"``); ``"auto"`` takes ``value`` (missing entries) from the VAE's pass and the
+presence probability and abundance (the dropout decisions on zeros) from the denoiser's, each the
+better one where measured (README, "Estimate, draws and samplers").
 """
 
 from __future__ import annotations
@@ -31,14 +35,18 @@ from ._device import autocast
 from ._result import ImputationResult
 
 SAMPLERS = ("ddim", "ddpm", "full", "fractional", "adaptive", "vae")
-ESTIMATES = ("mean", "draws")
+ESTIMATES = ("auto", "vae", "mean", "draws")
+#: estimates from deterministic passes (draws only for the spread; draws=0 allowed)
+PASS_ESTIMATES = ("auto", "vae", "mean")
 
 
 def parse_estimate(estimate: str) -> str:
     value = str(estimate).strip().lower()
     if value not in ESTIMATES:
         raise InvalidOptionError(f"unknown estimate {estimate!r}",
-                                 hint="use 'mean' (the model's posterior-mean pass) or 'draws' (mean over the draws)")
+                                 hint="use 'auto' (missing entries from the VAE's pass, dropouts from the denoiser's), "
+                                      "'vae' (the VAE's posterior-mean pass), 'mean' (the denoiser's posterior-mean "
+                                      "pass) or 'draws' (mean over the draws)")
     return value
 
 
@@ -231,7 +239,7 @@ def draw_estimates(
 ) -> dict[str, np.ndarray]:
     """Run the sampler over every sample not in ``skip`` (n,) bool; arrays (n, q) in model taxon order.
 
-    ``draws`` may be 0 with ``estimate="mean"``: no draws, the spread is NaN. ``batch_size``
+    ``draws`` may be 0 with ``estimate`` "auto", "vae" or "mean": no draws, the spread is NaN. ``batch_size``
     (sequences per pass) is lowered when it would not fit the memory (:func:`plan_batch`;
     ``memory_limit`` in bytes, default: what the device has).
     """
@@ -264,13 +272,17 @@ def _impute_chunk(module, chunk, y, observed, cond, cond_valid, schedulers, out,
     if cond is not None:
         c, cv = cond[chunk.to(cond.device)], cond_valid[chunk.to(cond.device)]
     idx = chunk.numpy()
-    if estimate == "mean":
-        if schedulers:
-            dec = module.decode(module.predict_mean(tc, mean_scheduler, cond=c, cond_valid=cv))
-        else:
-            dec = module.vae.decode(module.vae.encode(yb, ob, module.vae_index)[0], module.vae_index)
+    if estimate in PASS_ESTIMATES:
+        def vae_pass():
+            return module.vae.decode(module.vae.encode(yb, ob, module.vae_index)[0], module.vae_index)
+
+        denoised = bool(schedulers) and estimate in ("mean", "auto")
+        dec = module.decode(module.predict_mean(tc, mean_scheduler, cond=c, cond_valid=cv)) if denoised else vae_pass()
         prob, abund = (dec[k].double().cpu().numpy() for k in ("presence_prob", "abundance"))
         out["value"][idx], out["presence_prob"][idx], out["abundance"][idx] = prob * abund, prob, abund
+        if denoised and estimate == "auto":
+            dec = vae_pass()
+            out["value"][idx] = (dec["presence_prob"] * dec["abundance"]).double().cpu().numpy()
     if not draws:
         return
     if schedulers:
