@@ -530,7 +530,7 @@ class DepMicroDiff:
         start = time.perf_counter()
         if closure and np.isnan(table.counts[~empty]).any():
             share = self._observed_shares(table, alignment, cond, cond_valid, schedulers, empty, batch_size,
-                                          "mean" if estimate == "draws" else estimate)
+                                          _sampling.VALUE_PASS[estimate])
             prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
         est = self._estimates(prep, alignment, cond, cond_valid, schedulers, empty, batch_size, draws=draws,
                               seed=seed, estimate=estimate, keep_draws=keep_draws, progress=progress)
@@ -547,7 +547,8 @@ class DepMicroDiff:
 
         Fixed point: start from 1 (the observed entries are everything), impute the missing entries
         with the deterministic pass ``estimate`` ("vae" or "mean"), set share = 1 - (their relative
-        abundance) / scale, and repeat with the observed entries scaled to that share. On TCMA P1 masks one pass already settles it."""
+        abundance) / scale, and repeat with the observed entries scaled to that share. On TCMA P1
+        masks one pass already settles it."""
         h = self.hparams
         missing = np.isnan(table.counts)
         share = np.ones(table.n_samples)

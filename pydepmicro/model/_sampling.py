@@ -38,6 +38,9 @@ SAMPLERS = ("ddim", "ddpm", "full", "fractional", "adaptive", "vae")
 ESTIMATES = ("auto", "vae", "mean", "draws")
 #: estimates from deterministic passes (draws only for the spread; draws=0 allowed)
 PASS_ESTIMATES = ("auto", "vae", "mean")
+#: the deterministic pass that gives each estimate's values of missing entries (impute's closure runs
+#: only that one); for "draws", the denoiser's pass, the draws' own mean
+VALUE_PASS = {"auto": "vae", "vae": "vae", "mean": "mean", "draws": "mean"}
 
 
 def parse_estimate(estimate: str) -> str:
@@ -239,8 +242,8 @@ def draw_estimates(
 ) -> dict[str, np.ndarray]:
     """Run the sampler over every sample not in ``skip`` (n,) bool; arrays (n, q) in model taxon order.
 
-    ``draws`` may be 0 with ``estimate`` "auto", "vae" or "mean": no draws, the spread is NaN. ``batch_size``
-    (sequences per pass) is lowered when it would not fit the memory (:func:`plan_batch`;
+    ``draws`` may be 0 with ``estimate`` "auto", "vae" or "mean": no draws, the spread is NaN.
+    ``batch_size`` (sequences per pass) is lowered when it would not fit the memory (:func:`plan_batch`;
     ``memory_limit`` in bytes, default: what the device has).
     """
     module.eval()
