@@ -239,13 +239,14 @@ def _output_format(table_path, fmt, output, out_format):
               help="ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20), adaptive or vae (the VAE alone).")
 @click.option("--estimate", default="auto", show_default=True, type=click.Choice(["auto", "vae", "mean", "draws"]),
               help="Point estimate: vae = the VAE's posterior-mean pass (the latent the denoiser corrects); "
-                   "mean = the denoiser's posterior-mean pass; draws = the mean of the draws; auto = vae for "
-                   "missing (NA) entries, mean for zeros judged dropouts.")
+                   "mean = the denoiser's posterior-mean pass; draws = the mean of the draws; auto = at present "
+                   "vae, the better one on TCMA.")
 @click.option("--zeros", default="auto", show_default=True, type=click.Choice(["auto", "keep", "impute"]),
               help="auto: replace zeros the model judges dropouts; keep: fill only missing (NA) entries; "
                    "impute: replace every zero.")
-@click.option("--dropout-threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1, min_open=True,
-              max_open=True), help="Presence probability above which --zeros auto treats a zero as a dropout.")
+@click.option("--dropout-threshold", default=None, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Presence probability above which --zeros auto treats a zero as a dropout.  [default: the "
+                   "threshold the model calibrated when fitted; 0.5 for --estimate draws]")
 @click.option("--align", is_flag=True, help="Accept a table whose taxa differ from the model's (shared taxa only).")
 @click.option("--closure/--no-closure", default=True, show_default=True,
               help="Count missing entries as part of each sample's composition: observed shares are scaled so "

@@ -50,7 +50,7 @@ def test_select_ablations():
     assert select_ablations("none") == []
     assert select_ablations("paper,no_ar") == ["no_pretrain", "no_metadata", "no_dependency", "no_ar"]
     assert all(n.startswith("sampler_") for n in select_ablations("sampler"))
-    assert select_ablations("estimate") == ["estimate_mean", "estimate_vae", "estimate_draws"]
+    assert select_ablations("estimate") == ["estimate_mean", "estimate_draws"]
     assert select_ablations("sparsity_decoder") == []  # known, reported as not available
     assert "sparsity_decoder" in NOT_AVAILABLE
     assert select_ablations("decoder") == ["sparsity_loss", "taxonomy_poincare"]

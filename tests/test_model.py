@@ -73,8 +73,10 @@ def test_observed_entries_unchanged_and_missing_filled(model, table, zeros):
         assert (result.table.counts[zero] == 0).all()
     elif zeros == "impute":
         assert result.imputed[zero].all()
-    else:  # auto: replaced exactly where the dropout probability is above the threshold
-        assert np.array_equal(result.imputed[zero], result.dropout_prob[zero] > 0.5)
+    else:  # auto: replaced exactly where the dropout probability is above the calibrated threshold
+        threshold = result.options["dropout_threshold"]
+        assert threshold == model.dropout_threshold()
+        assert np.array_equal(result.imputed[zero], result.dropout_prob[zero] > threshold)
     assert np.isnan(result.dropout_prob[~zero]).all()
     assert ((result.dropout_prob[zero] >= 0) & (result.dropout_prob[zero] <= 1)).all()
     assert (result.spread[~np.isnan(result.spread)] >= 0).all()
@@ -114,13 +116,13 @@ def test_pass_estimates_are_deterministic_and_draws_only_set_the_spread(model, t
     again = model.impute(table, draws=2, sampler="ddim:5", estimate="mean", seed=2, progress=False)
     assert np.array_equal(denoised.values, again.values, equal_nan=True)
     assert not np.allclose(a.values[missing], denoised.values[missing])
-    # ... and the dropout decisions on zeros from the denoiser's pass (closure off: same inputs)
+    # ... and so are the dropout decisions on zeros, not the denoiser's (closure off: same inputs)
     auto_open, mean_open, vae_open = (model.impute(table, draws=0, estimate=e, closure=False, progress=False)
                                       for e in ("auto", "mean", "vae"))
     zero = table.counts == 0
-    assert np.allclose(auto_open.dropout_prob[zero], mean_open.dropout_prob[zero], rtol=0, atol=1e-6)
-    assert not np.allclose(auto_open.dropout_prob[zero], vae_open.dropout_prob[zero])
-    assert np.allclose(auto_open.values[missing], vae_open.values[missing], rtol=0, atol=1e-6)
+    assert np.array_equal(auto_open.dropout_prob[zero], vae_open.dropout_prob[zero])
+    assert not np.allclose(auto_open.dropout_prob[zero], mean_open.dropout_prob[zero])
+    assert np.array_equal(auto_open.values, vae_open.values, equal_nan=True)
     averaged = model.impute(table, draws=2, sampler="ddim:5", estimate="draws", seed=1, progress=False)
     assert not np.allclose(a.values[missing], averaged.values[missing])
     assert not np.allclose(denoised.values[missing], averaged.values[missing])
@@ -128,6 +130,50 @@ def test_pass_estimates_are_deterministic_and_draws_only_set_the_spread(model, t
         model.impute(table, draws=0, estimate="draws")
     with pytest.raises(InvalidOptionError, match="estimate"):
         model.impute(table, estimate="median")
+
+
+def test_fit_calibrates_the_dropout_threshold_on_simulated_dropouts(model, table, tmp_path):
+    """fit stores a threshold per deterministic pass; impute uses the one of its estimate unless given one."""
+    calibrated = model.training["fit"]["dropout_threshold"]
+    assert 0 < calibrated["vae"] < 1 and 0 < calibrated["mean"] < 1
+    assert calibrated["rows"] > 0 and calibrated["rounds"] >= 1
+    assert model.dropout_threshold() == model.dropout_threshold("vae") == calibrated["vae"]
+    assert model.dropout_threshold("mean") == calibrated["mean"]
+    assert model.dropout_threshold("draws") == 0.5  # the draws' averaged probability is not calibrated
+    model.save(tmp_path / "m")
+    assert DepMicroDiff.load(tmp_path / "m").dropout_threshold() == calibrated["vae"]
+    zero = table.counts == 0
+    given = model.impute(table, draws=0, dropout_threshold=0.9, progress=False)
+    default = model.impute(table, draws=0, progress=False)
+    assert given.options["dropout_threshold"] == 0.9
+    assert np.array_equal(given.imputed[zero], given.dropout_prob[zero] > 0.9)
+    assert np.array_equal(default.imputed[zero], default.dropout_prob[zero] > calibrated["vae"])
+    assert model.impute(table, draws=0, estimate="mean", progress=False).options["dropout_threshold"] == \
+        calibrated["mean"]
+    with pytest.raises(InvalidOptionError, match="dropout_threshold"):
+        model.impute(table, dropout_threshold=1.0)
+
+
+def test_calibrated_threshold_maximises_youden_j_on_its_own_dropouts(model, table, monkeypatch):
+    """The threshold separates the simulated dropouts from the true zeros at least as well as any other
+    cut of the same scores (TPR - FPR), here with a presence probability that is a known function."""
+    calls = []
+    real = DepMicroDiff.impute
+
+    def fake_impute(self, fed, **kw):
+        result = real(self, fed, **kw)
+        # a score that ranks every dropped entry (zero in fed, nonzero in the source) above every true zero
+        source = table.subset(samples=fed.sample_ids).counts
+        prob = np.where(fed.counts == 0, np.where(np.nan_to_num(source) > 0, 0.8, 0.2), np.nan)
+        result.presence_prob = prob
+        calls.append(kw["estimate"])
+        return result
+
+    monkeypatch.setattr(DepMicroDiff, "impute", fake_impute)
+    rows = np.flatnonzero(np.nansum(table.counts, axis=1) > 0)
+    out = model._calibrate_dropout(table, rows, max_drop=0.3, seed=0)
+    assert 0.2 < out["vae"] < 0.8 and 0.2 < out["mean"] < 0.8  # between the two groups: J = 1
+    assert sorted(set(calls)) == ["mean", "vae"]
 
 
 def test_fit_is_repeatable_on_cpu(table, model):
@@ -267,8 +313,9 @@ def test_precision_auto_is_float32_on_cpu_and_bf16_autocast_runs(table, model, t
     assert result.options["precision"] == "bf16" and np.isfinite(result.table.counts).all()
     assert np.isfinite(bf16.generate(4, sampler="ddim:3", progress=False).counts).all()
     # the same float32 model imputed under bf16 autocast: close to, not equal to, float32
-    exact = model.impute(table, draws=0, progress=False).values
+    # (zeros kept: a zero whose presence probability sits at the threshold may flip between the two)
+    exact = model.impute(table, draws=0, zeros="keep", progress=False).values
     model.save(tmp_path / "m")
-    approx = DepMicroDiff.load(tmp_path / "m", device="cpu", precision="bf16").impute(table, draws=0,
-                                                                                       progress=False).values
+    approx = DepMicroDiff.load(tmp_path / "m", device="cpu", precision="bf16").impute(
+        table, draws=0, zeros="keep", progress=False).values
     assert not np.array_equal(exact, approx) and np.nanmax(np.abs(exact - approx)) < 0.25

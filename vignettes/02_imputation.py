@@ -57,16 +57,18 @@ plot_history(model.history_frame, out / "training_curves.png")
 
 # %% [markdown]
 # ## Impute
-# Missing entries take the VAE's posterior mean given the observed entries, and zeros the
-# denoiser's dropout decisions (`estimate="auto"`, the default; `"vae"` and `"mean"` use one pass for
-# both); each sample is also drawn several times from the denoiser (`draws`) and the spread is the standard
+# Missing entries and the dropout decisions on zeros take the VAE's posterior mean given the
+# observed entries (`estimate="auto"`, the default; `"mean"` would take the denoiser's pass); each
+# sample is also drawn several times from the denoiser (`draws`) and the spread is the standard
 # deviation of the draws (`estimate="draws"` would average them instead). `zeros="auto"` replaces a
-# zero only when the model's presence probability
-# says it is a dropout; `"keep"` fills only missing (NaN) entries; `"impute"` replaces every zero.
-# Observed nonzero counts are never touched.
+# zero only when the model's presence probability says it is a dropout: above the threshold the
+# model calibrated at fit on simulated dropouts of its validation samples
+# (`model.dropout_threshold()`); `"keep"` fills only missing (NaN) entries; `"impute"` replaces every
+# zero. Observed nonzero counts are never touched.
 
 # %%
 result = model.impute(table, draws=4, sampler="ddim:15", zeros="auto", seed=0, progress=False)
+print(f"calibrated dropout threshold: {model.dropout_threshold():.3f}")
 print(result.summary())
 observed = table.counts > 0
 assert np.array_equal(result.table.counts[observed], table.counts[observed])

@@ -82,8 +82,6 @@ def _build() -> dict[str, Ablation]:
     items += [
         Ablation("estimate_mean", "estimate", "every estimate from the denoiser's posterior-mean pass "
                  "(estimate='mean')", estimate="mean"),
-        Ablation("estimate_vae", "estimate", "every estimate from the VAE's posterior-mean pass (estimate='vae')",
-                 estimate="vae"),
         Ablation("estimate_draws", "estimate", "point estimate = mean of the draws (estimate='draws')",
                  estimate="draws"),
     ]

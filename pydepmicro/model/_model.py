@@ -48,6 +48,15 @@ DEPENDENCY_METHODS = ("both", "ftest", "mi", "none")
 CLOSURE_PASSES = 2
 MIN_OBSERVED_SHARE = 0.05
 
+# fit's calibration of the zeros="auto" threshold (DepMicroDiff._calibrate_dropout): rounds of simulated
+# dropouts on the validation samples, the fewest validation samples used (else the training ones), the
+# most samples used (a bound on its time for large tables), and the least share of nonzero entries a
+# round may drop (a model trained with max_drop=0 is still calibrated on dropouts)
+CALIBRATION_ROUNDS = 4
+CALIBRATION_MIN_ROWS = 10
+CALIBRATION_MAX_ROWS = 1000
+CALIBRATION_MIN_DROP = 0.1
+
 # 2 heads (head size 16), not 4: at these widths attention time grows with the number of heads
 # (each head scores every token pair), and 2 heads halved COAD training time on the CPU without losing
 # accuracy (docs/speed/README.md, "Two heads instead of four")
@@ -386,6 +395,9 @@ class DepMicroDiff:
             "empty_sample_fraction": round(float(np.mean(library_sizes <= 0)), 6),
             **({} if dist is None else {"world_size": dist.world_size}),
         })
+        if generate_fraction < 1.0:  # a generation model cannot impute
+            self.training["fit"]["dropout_threshold"] = self._calibrate_dropout(
+                table, val_rows if len(val_rows) >= CALIBRATION_MIN_ROWS else train_rows, max_drop=max_drop, seed=seed)
 
     def _dependency(self, table: MicrobiomeTable, taxa: pd.Index, dependency, seed: int) -> np.ndarray:
         q = len(taxa)
@@ -452,7 +464,7 @@ class DepMicroDiff:
         sampler: str = "ddim:20",
         estimate: str = "auto",
         zeros: str = "auto",
-        dropout_threshold: float = 0.5,
+        dropout_threshold: float | None = None,
         seed: int = 0,
         batch_size: int = 512,
         align: bool = False,
@@ -472,11 +484,10 @@ class DepMicroDiff:
             entries: the latent the denoiser corrects. ``"mean"`` decodes the denoiser's estimate
             of the latent's conditional mean (one deterministic pass per AR block from the last
             timestep, see :meth:`~pydepmicro.nn.diffusion.LatentDiffusion.predict_mean`).
-            ``"draws"`` averages the draws. ``"auto"`` (default): missing (NaN) entries, and zeros
-            under ``zeros="impute"``, take the VAE's estimate; the dropout decisions and values of
-            ``zeros="auto"`` take the denoiser's. On TCMA the VAE's estimate was the better one for
-            flagged missing entries and the denoiser's for dropouts hidden as zeros (README,
-            "Estimate, draws and samplers"). In every case the draws give the spread.
+            ``"draws"`` averages the draws. ``"auto"`` (default) is at present ``"vae"``: on TCMA the
+            VAE's pass was the better one both for flagged missing entries and for the dropout
+            decisions on zeros (README, "Estimate, draws and samplers"). In every case the draws give
+            the spread.
         sampler : str
             ``"ddim:K"`` (DDIM, K steps; default 20), ``"full"`` (all T DDPM steps),
             ``"fractional:n"`` (every n-th step, n in 2, 3, 4, 20, ...), ``"adaptive"`` (more steps
@@ -486,6 +497,10 @@ class DepMicroDiff:
             every zero is replaced by the model's estimate. ``auto``: a zero is replaced only when the
             model's presence probability exceeds ``dropout_threshold`` (a dropout), by the abundance
             the model expects given presence.
+        dropout_threshold : float in (0, 1), optional
+            Default: the threshold calibrated when the model was fitted, on simulated dropouts of its
+            validation samples (:meth:`dropout_threshold`; 0.5 for ``estimate="draws"`` and older
+            models). Higher: fewer zeros filled, fewer true absences filled by mistake.
         seed : int
             Seeds the draws: the same model, table and seed give the same output on the CPU.
         batch_size : int
@@ -516,8 +531,11 @@ class DepMicroDiff:
         if keep_draws and not draws:
             raise InvalidOptionError("keep_draws needs draws >= 1", hint="set draws, e.g. draws=5")
         check_number("batch_size", batch_size, 1, integer=True)
-        if not 0.0 < dropout_threshold < 1.0:
-            raise InvalidOptionError(f"dropout_threshold must lie in (0, 1), got {dropout_threshold}")
+        if dropout_threshold is None:
+            dropout_threshold = self.dropout_threshold(estimate)
+        elif not 0.0 < dropout_threshold < 1.0:
+            raise InvalidOptionError(f"dropout_threshold must lie in (0, 1), got {dropout_threshold}",
+                                     hint="leave it out to use the threshold calibrated when the model was fitted")
         schedulers = _sampling.schedulers_for(sampler, self.hparams, len(self.module.block_sizes))
         alignment = _data.align_taxa(table, self.taxa, align=align)
         h = self.hparams
@@ -560,6 +578,65 @@ class DepMicroDiff:
             imputed_rel = inverse_log_transform(np.where(missing, value, np.nan), base=h["log_base"])
             share = np.clip(1.0 - np.nansum(imputed_rel, axis=1) / h["scale"], MIN_OBSERVED_SHARE, 1.0)
         return share
+
+    def _calibrate_dropout(self, table: MicrobiomeTable, rows: np.ndarray, *, max_drop: float, seed: int) -> dict:
+        """Thresholds of ``impute(zeros="auto")`` on the presence probability, per deterministic pass.
+
+        Dropouts are simulated on the samples ``rows`` of ``table`` (fit passes the validation samples,
+        never trained on): in each of :data:`CALIBRATION_ROUNDS` rounds every sample loses a share
+        ~ U(0, max(max_drop, 0.1)) of its nonzero entries, set to zero as a dropout would, and both passes
+        ("vae", "mean") give each zero its presence probability. The threshold maximises Youden's J:
+        the share of the dropped entries above it minus the share of the samples' own zeros above it,
+        a balance that does not depend on how many of a table's zeros are dropouts. On TCMA the fixed
+        0.5 filled 40% of COAD's true zeros from the denoiser's pass (README, "The dropout threshold is
+        calibrated at fit"). Returns {"vae": float, "mean": float, "rows": int, "rounds": int}.
+        """
+        from sklearn.metrics import roc_curve
+
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(rows, CALIBRATION_MAX_ROWS, replace=False)) if len(rows) > CALIBRATION_MAX_ROWS \
+            else rows
+        sub = table.subset(samples=table.sample_ids[rows])
+        counts = sub.counts
+        nonzero = np.nan_to_num(counts) > 0
+        scores: dict[str, list] = {"vae": [], "mean": []}
+        labels = []
+        for round_ in range(CALIBRATION_ROUNDS):
+            rate = rng.uniform(0.0, max(max_drop, CALIBRATION_MIN_DROP), size=(len(rows), 1))
+            drop = nonzero & (rng.uniform(size=counts.shape) < rate)
+            dropped = np.where(drop, 0.0, counts)
+            kept = (np.nansum(dropped, axis=1) > 0)[:, None]  # a sample that lost every read is left out
+            positive, negative = drop & kept, (counts == 0) & kept
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for name in scores:
+                    prob = self.impute(sub.with_counts(dropped), draws=0, estimate=name, zeros="keep", seed=round_,
+                                       progress=False).presence_prob
+                    scores[name].append(np.concatenate([prob[positive], prob[negative]]))
+            labels.append(np.r_[np.ones(int(positive.sum())), np.zeros(int(negative.sum()))])
+        y = np.concatenate(labels)
+        out = {}
+        for name, parts in scores.items():
+            score = np.concatenate(parts)
+            out[name] = _sampling.DEFAULT_DROPOUT_THRESHOLD
+            if 0 < y.sum() < len(y):
+                fpr, tpr, thresholds = roc_curve(y, score)
+                best = int(np.argmax(tpr - fpr))
+                if tpr[best] > fpr[best]:
+                    # roc_curve counts score >= threshold; impute replaces prob > threshold: take the middle of
+                    # the gap to the next lower score
+                    lower = thresholds[best + 1] if best + 1 < len(thresholds) else 0.0
+                    out[name] = round(float(np.clip((thresholds[best] + lower) / 2, 1e-4, 1 - 1e-4)), 6)
+        return {**out, "rows": int(len(rows)), "rounds": CALIBRATION_ROUNDS}
+
+    def dropout_threshold(self, estimate: str = "auto") -> float:
+        """The presence-probability threshold ``impute(zeros="auto")`` uses by default with ``estimate``:
+        the one calibrated at fit for that estimate's pass, else 0.5 (``"draws"``; models saved before the
+        calibration)."""
+        estimate = _sampling.parse_estimate(estimate)
+        calibrated = self.training.get("fit", {}).get("dropout_threshold", {})
+        key = None if estimate == "draws" else _sampling.VALUE_PASS[estimate]
+        return float(calibrated.get(key, _sampling.DEFAULT_DROPOUT_THRESHOLD))
 
     def _estimates(self, prep, alignment, cond, cond_valid, schedulers, skip, batch_size, *, draws, seed, estimate,
                    keep_draws, progress) -> dict[str, np.ndarray]:

@@ -13,9 +13,8 @@ abundance come instead from deterministic passes, and the draws only give the sp
 decodes the VAE encoder's posterior mean given the observed entries (the latent the denoiser
 corrects); ``"mean"`` decodes the denoiser's estimate of E[z0 | observed]
 (:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.predict_mean`; for the ``vae`` sampler it is the
-same as ``"vae"``); ``"auto"`` takes ``value`` (missing entries) from the VAE's pass and the
-presence probability and abundance (the dropout decisions on zeros) from the denoiser's, each the
-better one where measured (README, "Estimate, draws and samplers").
+same as ``"vae"``); ``"auto"`` is at present the VAE's pass, the better one on TCMA both for
+missing entries and for the dropout decisions on zeros (README, "Estimate, draws and samplers").
 """
 
 from __future__ import annotations
@@ -38,18 +37,22 @@ SAMPLERS = ("ddim", "ddpm", "full", "fractional", "adaptive", "vae")
 ESTIMATES = ("auto", "vae", "mean", "draws")
 #: estimates from deterministic passes (draws only for the spread; draws=0 allowed)
 PASS_ESTIMATES = ("auto", "vae", "mean")
-#: the deterministic pass that gives each estimate's values of missing entries (impute's closure runs
-#: only that one); for "draws", the denoiser's pass, the draws' own mean
+#: the deterministic pass behind each estimate: it gives the values of missing entries (impute's
+#: closure runs only that one) and, for every estimate but "draws", the presence probabilities that
+#: zeros="auto" thresholds. "auto" is the VAE's pass, the better one on TCMA for both (README, "Estimate,
+#: draws and samplers"); for "draws", the denoiser's pass, the draws' own mean
 VALUE_PASS = {"auto": "vae", "vae": "vae", "mean": "mean", "draws": "mean"}
+#: zeros="auto" threshold where the model has none calibrated (estimate="draws", models saved before the calibration)
+DEFAULT_DROPOUT_THRESHOLD = 0.5
 
 
 def parse_estimate(estimate: str) -> str:
     value = str(estimate).strip().lower()
     if value not in ESTIMATES:
         raise InvalidOptionError(f"unknown estimate {estimate!r}",
-                                 hint="use 'auto' (missing entries from the VAE's pass, dropouts from the denoiser's), "
-                                      "'vae' (the VAE's posterior-mean pass), 'mean' (the denoiser's posterior-mean "
-                                      "pass) or 'draws' (mean over the draws)")
+                                 hint="use 'auto' (the default: at present the VAE's pass), 'vae' (the VAE's "
+                                      "posterior-mean pass), 'mean' (the denoiser's posterior-mean pass) or 'draws' "
+                                      "(mean over the draws)")
     return value
 
 
@@ -276,16 +279,12 @@ def _impute_chunk(module, chunk, y, observed, cond, cond_valid, schedulers, out,
         c, cv = cond[chunk.to(cond.device)], cond_valid[chunk.to(cond.device)]
     idx = chunk.numpy()
     if estimate in PASS_ESTIMATES:
-        def vae_pass():
-            return module.vae.decode(module.vae.encode(yb, ob, module.vae_index)[0], module.vae_index)
-
-        denoised = bool(schedulers) and estimate in ("mean", "auto")
-        dec = module.decode(module.predict_mean(tc, mean_scheduler, cond=c, cond_valid=cv)) if denoised else vae_pass()
+        if VALUE_PASS[estimate] == "mean" and schedulers:
+            dec = module.decode(module.predict_mean(tc, mean_scheduler, cond=c, cond_valid=cv))
+        else:  # the VAE's pass (also "mean" with sampler "vae": there is no denoiser to run)
+            dec = module.vae.decode(module.vae.encode(yb, ob, module.vae_index)[0], module.vae_index)
         prob, abund = (dec[k].double().cpu().numpy() for k in ("presence_prob", "abundance"))
         out["value"][idx], out["presence_prob"][idx], out["abundance"][idx] = prob * abund, prob, abund
-        if denoised and estimate == "auto":
-            dec = vae_pass()
-            out["value"][idx] = (dec["presence_prob"] * dec["abundance"]).double().cpu().numpy()
     if not draws:
         return
     if schedulers:
