@@ -319,3 +319,38 @@ def test_precision_auto_is_float32_on_cpu_and_bf16_autocast_runs(table, model, t
     approx = DepMicroDiff.load(tmp_path / "m", device="cpu", precision="bf16").impute(
         table, draws=0, zeros="keep", progress=False).values
     assert not np.array_equal(exact, approx) and np.nanmax(np.abs(exact - approx)) < 0.25
+
+
+def test_fit_calibrates_the_spread_and_impute_scales_the_draws_sd_by_it(model, table):
+    calibrated = model.training["fit"]["spread_scale"]
+    assert calibrated["factor"] > 0 and calibrated["entries"] > 0
+    assert (calibrated["draws"], calibrated["sampler"]) == (5, "ddim:20")  # impute's defaults
+    scaled = model.impute(table, draws=3, sampler="ddim:4", seed=5, progress=False)
+    assert scaled.options["spread_scale"] == model.spread_scale() == calibrated["factor"]
+    raw_model = model.copy()
+    del raw_model.training["fit"]["spread_scale"]  # as a model saved before the calibration
+    raw = raw_model.impute(table, draws=3, sampler="ddim:4", seed=5, progress=False)
+    assert raw.options["spread_scale"] == 1.0
+    assert np.allclose(scaled.spread, raw.spread * calibrated["factor"], equal_nan=True)
+    assert np.array_equal(scaled.values, raw.values, equal_nan=True)  # only the spread changes
+
+
+def test_spread_calibration_recovers_the_factor_of_a_known_error(model, monkeypatch):
+    """Estimates off by N(0, 1) with a stated sd of 1/3: the factor that makes +-1.645 sd hold 90% is 3."""
+    from types import SimpleNamespace
+
+    from pydepmicro.model import _data
+
+    rng = np.random.default_rng(0)
+    h = model.hparams
+    table = _table(seed=4, n=400, q=12)
+
+    def fake_impute(self, fed, **kw):
+        truth = _data.prepare(table.subset(samples=fed.sample_ids), scale=h["scale"], log_base=h["log_base"]).values
+        values = truth + rng.normal(size=truth.shape)
+        return SimpleNamespace(values=values, spread=np.full(truth.shape, 1 / 3), options={"spread_scale": 1.0})
+
+    monkeypatch.setattr(DepMicroDiff, "impute", fake_impute)
+    out = model._calibrate_spread(table, np.flatnonzero(np.nansum(table.counts, axis=1) > 0), max_hide=0.3, seed=0)
+    assert out["entries"] > 300
+    assert 2.6 < out["factor"] < 3.4

@@ -60,7 +60,8 @@ plot_history(model.history_frame, out / "training_curves.png")
 # Missing entries and the dropout decisions on zeros take the VAE's posterior mean given the
 # observed entries (`estimate="auto"`, the default; `"mean"` would take the denoiser's pass); each
 # sample is also drawn several times from the denoiser (`draws`) and the spread is the standard
-# deviation of the draws (`estimate="draws"` would average them instead). `zeros="auto"` replaces a
+# deviation of the draws, scaled by a factor calibrated at fit so that value +- 1.645 spread held 90%
+# of held-out truths (`model.spread_scale()`; `estimate="draws"` would average the draws instead). `zeros="auto"` replaces a
 # zero only when the model's presence probability says it is a dropout: above the threshold the
 # model calibrated at fit on simulated dropouts of its validation samples
 # (`model.dropout_threshold()`); `"keep"` fills only missing (NaN) entries; `"impute"` replaces every

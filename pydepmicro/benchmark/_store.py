@@ -20,7 +20,7 @@ KEY = ("data", "regime", "variant", "method", "seed")
 #: column order of results.csv (further columns follow in first-seen order)
 COLUMNS = (
     *KEY, "kind", "status", "pcc", "cosine", "rmse", "mae", "per_taxon_pcc", "per_sample_pcc",
-    "false_fill", "dropout_auroc", "presence_auroc", "observed_fidelity", "coverage",
+    "false_fill", "dropout_auroc", "presence_auroc", "observed_fidelity", "coverage", "coverage_draws",
     "fit_seconds", "impute_seconds", "pretrain_seconds", "fit_mem_mb", "impute_mem_mb", "fit_gpu_mb",
     "impute_gpu_mb", "device", "sampler", "draws", "pretrained", "n_samples", "n_taxa", "n_drawn",
     "n_hidden", "n_true_zeros", "n_taxa_pcc", "n_samples_pcc", "n_drawn_unscorable", "config", "note",

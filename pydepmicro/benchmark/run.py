@@ -390,24 +390,33 @@ def _log(values: np.ndarray, base: float) -> np.ndarray:
 
 
 def _model_estimates(result, fed: MicrobiomeTable, settings: BenchmarkSettings, scale: float):
-    """Point estimate, 90% interval (5-95% quantiles of the draws) and presence probability, all on
-    the truth's log scale; NaN (samples the model left alone) -> 0."""
+    """Point estimate, the model's 90% interval, the 5-95% quantiles of its draws and the presence
+    probability, all on the truth's log scale; NaN (samples the model left alone) -> 0.
+
+    The model's interval is value +- 1.645 spread on its own log scale (the spread is calibrated at fit
+    for that interval, :meth:`~pydepmicro.model.DepMicroDiff.spread_scale`); the draws' quantiles are the
+    interval before that calibration (results.csv ``coverage_draws``)."""
+    from ..model._model import SPREAD_Z
+
     base = settings.log_base
     counts = result.table.counts
     left = np.isnan(counts)
     est = np.where(left, 0.0, _log(np.nan_to_num(counts), base))
     lib = np.nansum(fed.counts, axis=1, keepdims=True)  # the model's library sizes
     to_scale = lambda v: _log(lib / scale * (np.power(base, v) - 1.0), base)
-    lower = upper = est
-    if result.draws is not None and len(result.draws):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            q = np.nanquantile(result.draws, [0.05, 0.95], axis=0)
-            lo, hi = to_scale(np.maximum(q[0], 0.0)), to_scale(np.maximum(q[1], 0.0))
-        lower = np.where(np.isfinite(lo), np.minimum(lo, hi), est)
-        upper = np.where(np.isfinite(hi), np.maximum(lo, hi), est)
+
+    def interval(lo, hi):
+        lo, hi = to_scale(np.maximum(lo, 0.0)), to_scale(np.maximum(hi, 0.0))
+        return (np.where(np.isfinite(lo), np.minimum(lo, hi), est), np.where(np.isfinite(hi), np.maximum(lo, hi), est))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lower, upper = interval(result.values - SPREAD_Z * result.spread, result.values + SPREAD_Z * result.spread)
+        drawn = (est, est)
+        if result.draws is not None and len(result.draws):
+            drawn = interval(*np.nanquantile(result.draws, [0.05, 0.95], axis=0))
     presence = np.nan_to_num(result.presence_prob, nan=0.0)
-    return est, lower, upper, presence, int(left.sum())
+    return est, (lower, upper), drawn, presence, int(left.sum())
 
 
 class _Pretrained:
@@ -638,9 +647,11 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
                             result = model.impute(fed, draws=settings.draws, sampler=job.sampler, zeros=zeros,
                                                   estimate=job.estimate, seed=ctx["seed"], keep_draws=True,
                                                   progress=False)
-                    est, lower, upper, presence, _ = _model_estimates(result, fed, settings, scale)
+                    est, (lower, upper), drawn, presence, _ = _model_estimates(result, fed, settings, scale)
                     metrics = imputation_metrics(truth, est, ctx["mask"], regime=ctx["regime"], lower=lower,
                                                  upper=upper)
+                    metrics["coverage_draws"] = imputation_metrics(truth, est, ctx["mask"], regime=ctx["regime"],
+                                                                   lower=drawn[0], upper=drawn[1])["coverage"]
                     mask = ctx["mask"]
                     left = int(mask.drawn[~(np.nansum(fed.counts, axis=1) > 0)].sum())
                     true_zero = ~np.isnan(truth) & ~mask.hidden & (np.nan_to_num(truth) == 0)

@@ -27,8 +27,10 @@ class ImputationResult:
         True where the output differs in kind from the input: a missing entry filled, or a zero
         replaced (``zeros="impute"``, or ``"auto"`` judged a dropout).
     spread : ndarray
-        Standard deviation over the draws of the model's estimate (log scale); NaN for entries the
-        model did not estimate (taxa it does not know, samples it left alone).
+        Standard deviation over the draws of the model's estimate (log scale), times the model's
+        ``spread_scale`` calibrated at fit so that ``values`` +- 1.645 ``spread`` held 90% of held-out
+        truths (``options["spread_scale"]``); NaN for entries the model did not estimate (taxa it does
+        not know, samples it left alone).
     presence_prob : ndarray
         Mean over draws of the decoder's probability that the taxon is present. NaN as ``spread``.
     dropout_prob : ndarray

@@ -234,9 +234,21 @@ def _drop_metadata(cond_valid, observed, observed_in, options: TrainOptions, gen
     return cond_valid & ~(generation_rows(observed, observed_in) & coin)[:, None]
 
 
-def _dat_loss(module: LatentDiffusion, y, obs, cond, cond_valid, scheduler, options, generator) -> torch.Tensor:
+@torch.no_grad()
+def _encode_rows(module: LatentDiffusion, y, observed, rows: torch.Tensor, options, chunk: int = 512) -> torch.Tensor:
+    """The frozen VAE's standardised latents (n, q, d_z) of the uncorrupted samples ``rows`` (zeros
+    elsewhere): the denoiser's clean targets, the same at every step, so encoded once, not per batch."""
+    z0 = torch.zeros(*y.shape, module.d_z, device=y.device)
+    with autocast(y.device, options.precision):
+        for part in rows.split(chunk):
+            z0[part] = module.encode(y[part], observed[part]).float()
+    return z0
+
+
+def _dat_loss(module: LatentDiffusion, z0, y, obs, cond, cond_valid, scheduler, options, generator) -> torch.Tensor:
+    """Mean denoising loss of a batch: ``z0`` the clean targets' latents, ``y``/``obs`` the samples that
+    the training corruption turns into the condition."""
     with torch.no_grad():
-        z0 = module.encode(y, obs)
         y_in, obs_in, changed = corrupt(y, obs, max_hide=options.max_hide, max_drop=options.max_drop,
                                         hide_zeros=options.hide_zeros, generator=generator,
                                         hide_all=options.generate_fraction)
@@ -249,12 +261,13 @@ def _dat_loss(module: LatentDiffusion, y, obs, cond, cond_valid, scheduler, opti
     return loss
 
 
-def _dat_loss_sharded(step_module, module: LatentDiffusion, y, obs, cond, cond_valid, scheduler, options, generator,
-                      dist: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
+def _dat_loss_sharded(step_module, module: LatentDiffusion, z0, y, obs, cond, cond_valid, scheduler, options,
+                      generator, dist: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's share of :func:`_dat_loss` on the global batch: (loss to backpropagate, global loss).
 
     Corruption, timesteps and noise are drawn for the global batch in the order of
     :func:`_dat_loss` / ``diffusion_loss`` and sliced; the frozen VAE encodes the slice only.
+    ``z0``: the global batch's clean latents.
     """
     B, q = y.shape
     part = dist.shard(torch.arange(B, device=y.device))
@@ -263,7 +276,7 @@ def _dat_loss_sharded(step_module, module: LatentDiffusion, y, obs, cond, cond_v
                                         hide_zeros=options.hide_zeros, generator=generator,
                                         hide_all=options.generate_fraction)
         cond_valid = _drop_metadata(cond_valid, obs, obs_in, options, generator)
-        z0 = module.encode(y[part], obs[part])
+        z0 = z0[part]
         token_cond = module.token_condition(y_in[part], obs_in[part])
         t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator, device=y.device)
         noise = torch.randn((B, q, z0.shape[-1]), generator=generator, device=y.device, dtype=z0.dtype)
@@ -306,6 +319,8 @@ def train_denoiser(
     module.vae.requires_grad_(False)
     rows_t = torch.as_tensor(train_rows).to(device)
     _set_residual_scale(module, y[rows_t], observed[rows_t], options, seed)
+    z0 = _encode_rows(module, y, observed, torch.as_tensor(np.concatenate([train_rows, val_rows])).to(device),
+                      options)
     module.dat.train()
     if dist is not None:
         dist.check_batch(min(options.batch_size, len(train_rows)))
@@ -318,11 +333,11 @@ def train_denoiser(
         c, cv = (None, None) if cond is None else (cond[b], cond_valid[b])
         with autocast(device, options.precision):
             if dist is None:
-                loss = _dat_loss(module, y[b], observed[b], c, cv, scheduler, options, gen)
+                loss = _dat_loss(module, z0[b], y[b], observed[b], c, cv, scheduler, options, gen)
                 global_loss = loss
             else:
-                loss, global_loss = _dat_loss_sharded(step_module, module, y[b], observed[b], c, cv, scheduler,
-                                                      options, gen, dist)
+                loss, global_loss = _dat_loss_sharded(step_module, module, z0[b], y[b], observed[b], c, cv,
+                                                      scheduler, options, gen, dist)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
@@ -332,7 +347,7 @@ def train_denoiser(
         if (step + 1) % options.eval_every == 0 or step + 1 == options.steps:
             record = {"phase": "denoiser", "step": step + 1, "train_loss": float(np.mean(running))}
             if len(val_rows):
-                record["val_loss"] = _dat_validation(module, y, observed, cond, cond_valid, val_rows, scheduler,
+                record["val_loss"] = _dat_validation(module, z0, y, observed, cond, cond_valid, val_rows, scheduler,
                                                      options, seed)
             history.append(record)
             bar.set_postfix(loss=f"{record['train_loss']:.4f}")
@@ -359,13 +374,13 @@ def _set_residual_scale(module, y, observed, options, seed, n_rounds: int = 4) -
 
 
 @torch.no_grad()
-def _dat_validation(module, y, observed, cond, cond_valid, val_rows, scheduler, options, seed) -> float:
+def _dat_validation(module, z0, y, observed, cond, cond_valid, val_rows, scheduler, options, seed) -> float:
     module.dat.eval()
     gen = torch.Generator(device=y.device).manual_seed(seed + 11)
     b = torch.as_tensor(val_rows).to(y.device)
     c, cv = (None, None) if cond is None else (cond[b], cond_valid[b])
     # average over a few timestep draws: one draw per sample is a noisy estimate
-    value = float(np.mean([float(_dat_loss(module, y[b], observed[b], c, cv, scheduler, options, gen))
+    value = float(np.mean([float(_dat_loss(module, z0[b], y[b], observed[b], c, cv, scheduler, options, gen))
                            for _ in range(4)]))
     module.dat.train()
     return value
