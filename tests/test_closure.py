@@ -110,3 +110,41 @@ def test_cli_no_closure_gives_the_observed_total_behaviour(dominant, tmp_path):
     expected = model.impute(table, draws=0, zeros="keep", closure=False, progress=False).table.counts
     assert np.allclose(outputs["--no-closure"], expected, rtol=1e-6)
     assert (outputs["--closure"][hidden] > outputs["--no-closure"][hidden]).mean() > 0.9
+
+
+def test_known_library_sizes_replace_the_estimated_share(dominant):
+    """With each sample's whole total given, the observed share is known: impute writes the hidden
+    entries with that total and does not run closure; an unchanged table gives the same output."""
+    truth, table, hidden, model = dominant
+    totals = np.nansum(truth.counts, axis=1)
+    known = model.impute(table, draws=0, library_size=totals, progress=False)
+    assert known.options["library_size_given"] and not known.options["closure"]
+    share = _data.observed_share(table, totals)
+    expect = _data.prepare(table, scale=100.0, log_base=np.e, observed_share=share)
+    assert np.allclose(expect.library_sizes, np.where(totals > 0, totals, 0.0))
+    estimated = model.impute(table, draws=0, progress=False)
+    assert not np.allclose(known.table.counts[hidden], estimated.table.counts[hidden])
+    obs = ~np.isnan(table.counts) & (table.counts > 0)
+    assert np.array_equal(known.table.counts[obs], table.counts[obs])  # observed entries bit for bit
+    # a table without missing entries: its totals are its observed totals, the share is 1
+    complete = truth
+    same = model.impute(complete, draws=0, library_size=np.nansum(complete.counts, axis=1), progress=False)
+    plain = model.impute(complete, draws=0, progress=False)
+    assert np.allclose(same.values, plain.values, equal_nan=True)
+    # fit accepts them too and records it
+    refit = DepMicroDiff(device="cpu", **TINY).fit(table, seed=0, library_size=totals, **STEPS)
+    assert refit.training["fit"]["library_size_given"]
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda t: np.ones(t.n_samples + 1) * 1e6, "values for"),
+    (lambda t: np.full(t.n_samples, -1.0), "finite and positive"),
+    (lambda t: np.full(t.n_samples, np.nan), "finite and positive"),
+    (lambda t: np.nansum(t.counts, axis=1) / 2 + 1e-9, "below the observed total"),
+])
+def test_bad_library_sizes_are_refused_with_the_fix(dominant, bad, match):
+    from pydepmicro.errors import InvalidValueError
+
+    _, table, _, model = dominant
+    with pytest.raises(InvalidValueError, match=match):
+        model.impute(table, draws=0, library_size=bad(table), progress=False)

@@ -12,7 +12,13 @@ For each regime the input is the truth on the log scale (relative abundance x 10
   the *other* datasets of the run (never the target) and then fine-tuned on the target
   (:meth:`~pydepmicro.model.DepMicroDiff.pretrain_vae`, as ``depmicro train --pretrained``). Zeros
   policy: ``keep`` in the aware regime (zeros are known true zeros), ``auto`` in the blind regime
-  (a zero is replaced when the model judges it a dropout).
+  (a zero is replaced when the model judges it a dropout). In the aware regime the model is also
+  given each sample's original total (``library_size``, 100 in these units), as the baselines see
+  the masked values on that scale; in the blind regime it knows only the observed total, as after a
+  real dropout. Before this, the aware model estimated the missing share (``closure``): on COAD P2
+  seed 0 that gave pooled / per-taxon PCC / RMSE 0.490 / 0.142 / 1.232 against 0.672 / 0.228 /
+  0.747 for a model trained and imputing with the totals (README, "Missing reads are part of the
+  sample").
 - Samples with no visible nonzero entry left (every nonzero hidden: common in P2, where a drawn
   entry hides the superkingdom/phylum totals of its sample) have no library size, so the model
   leaves them alone; their entries are scored as 0 (a failure, not skipped). ``n_drawn_unscorable``
@@ -606,6 +612,10 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
     fed = ctx["table"].with_counts(np.power(settings.log_base, x) - 1.0)  # relative abundance x 100; hidden 0/NaN
     scale = 100.0
     zeros = "keep" if ctx["regime"] == "aware" else "auto"
+    # aware: the baselines see the masked values on the scale of the original totals, so the model is told
+    # those totals too (fed sums to 100 with its missing entries); blind: a dropout's reads are never counted,
+    # so the model, like a real sequencing run, knows only the observed total
+    known = {"library_size": np.full(fed.n_samples, scale)} if ctx["regime"] == "aware" else {}
     by_train: dict = {}
     for job in pending:
         by_train.setdefault(job.train_key, []).append(job)
@@ -629,7 +639,7 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     with Meter(model.device) as fit_m:
-                        model.fit(fed, seed=ctx["seed"], progress=False, **dict(first.fit))
+                        model.fit(fed, seed=ctx["seed"], progress=False, **known, **dict(first.fit))
                 if train_key == main_train:
                     model.save(saved, force=True, curves=False)
         except Exception as exc:
@@ -646,7 +656,7 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
                         with Meter(model.device) as imp_m:
                             result = model.impute(fed, draws=settings.draws, sampler=job.sampler, zeros=zeros,
                                                   estimate=job.estimate, seed=ctx["seed"], keep_draws=True,
-                                                  progress=False)
+                                                  progress=False, **known)
                     est, (lower, upper), drawn, presence, _ = _model_estimates(result, fed, settings, scale)
                     metrics = imputation_metrics(truth, est, ctx["mask"], regime=ctx["regime"], lower=lower,
                                                  upper=upper)

@@ -55,6 +55,27 @@ def prepare(table: MicrobiomeTable, *, scale: float, log_base: float, observed_s
     return Prepared(values, torch.from_numpy(y), torch.from_numpy(observed), library_sizes)
 
 
+def observed_share(table: MicrobiomeTable, library_size) -> np.ndarray:
+    """Share (n,) of each sample's reads held by its observed entries, given its total ``library_size``
+    (a number or one per sample, missing entries included); 1 for samples without observed reads."""
+    observed = np.nansum(table.counts, axis=1)
+    total = np.broadcast_to(np.asarray(library_size, dtype=np.float64), observed.shape) \
+        if np.ndim(library_size) == 0 else np.asarray(library_size, dtype=np.float64)
+    if total.shape != observed.shape:
+        raise InvalidValueError(f"library_size has {total.size} values for {table.n_samples} samples",
+                                hint="give one total per sample, in the table's sample order, or one number")
+    if not np.isfinite(total).all() or (total <= 0).any():
+        raise InvalidValueError("library_size must be finite and positive",
+                                hint="give each sample's total reads, missing entries included")
+    short = observed > total * (1 + 1e-9)
+    if short.any():
+        raise InvalidValueError(f"library_size is below the observed total of {int(short.sum())} sample(s) "
+                                f"(e.g. {table.sample_ids[np.flatnonzero(short)[0]]}: "
+                                f"{observed[short][0]:g} reads observed, library_size {total[short][0]:g})",
+                                hint="library_size is the sample's whole total, observed plus missing entries")
+    return np.where(observed > 0, np.minimum(observed / total, 1.0), 1.0)
+
+
 def check_table(table: MicrobiomeTable, what: str = "table") -> None:
     if not isinstance(table, MicrobiomeTable):
         raise InvalidValueError(

@@ -289,6 +289,7 @@ class DepMicroDiff:
         generate_fraction: float = 0.1,
         val_fraction: float = 0.1,
         dep=None,
+        library_size=None,
         seed: int = 0,
         progress: bool = True,
     ) -> "DepMicroDiff":
@@ -313,6 +314,10 @@ class DepMicroDiff:
         dep : DependencyResult or bool array (q, q), optional
             A precomputed Dep (rows = dependent taxon) instead of running the tests that the
             ``dependency`` hyperparameter names.
+        library_size : float or array (n_samples,), optional
+            Each sample's total reads, missing entries included, when known (as for :meth:`impute`):
+            samples with missing entries are then trained on relative to their whole, not to their
+            observed total.
         seed : int
             Seeds torch and numpy: on the CPU the same seed gives the same model.
         """
@@ -327,18 +332,20 @@ class DepMicroDiff:
         try:
             self._fit(table, rows, vae_steps=vae_steps, dat_steps=dat_steps, batch_size=batch_size, vae_lr=vae_lr,
                       dat_lr=dat_lr, max_hide=max_hide, max_drop=max_drop, hide_zeros=hide_zeros,
-                      generate_fraction=generate_fraction, val_fraction=val_fraction, dep=dep, seed=seed, progress=progress, dist=dist)
+                      generate_fraction=generate_fraction, val_fraction=val_fraction, dep=dep, library_size=library_size,
+                      seed=seed, progress=progress, dist=dist)
         finally:
             _distributed.teardown()
         return self
 
     def _fit(self, table, rows, *, vae_steps, dat_steps, batch_size, vae_lr, dat_lr, max_hide, max_drop, hide_zeros,
-             generate_fraction, val_fraction, dep, seed, progress, dist) -> None:
+             generate_fraction, val_fraction, dep, library_size, seed, progress, dist) -> None:
         start = time.perf_counter()
         h = self.hparams
         self.precision = resolve_precision(self._precision, self.device)  # torchrun may have moved the device
         taxa = pd.Index([str(t) for t in table.taxa_ids])
-        prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"])
+        share = None if library_size is None else _data.observed_share(table, library_size)
+        prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
         y, obs = prep.y.to(self.device), prep.observed.to(self.device)
         train_rows, val_rows = _split(rows, val_fraction, seed)
 
@@ -391,6 +398,7 @@ class DepMicroDiff:
             "n_train": len(train_rows), "n_val": len(val_rows), "table": table.source or "in memory",
             "pretrained_taxa_shared": shared, "dependency_edges": int(np.asarray(dep).sum()),
             "seconds": round(time.perf_counter() - start, 2), "device": str(self.device),
+            "library_size_given": library_size is not None,
             "generate_fraction": generate_fraction,
             # percentiles 0..100 of the training library sizes: generate() draws read depths from them
             "library_size_percentiles": [round(float(v), 3) for v in np.percentile(train_lib, np.arange(101))],
@@ -407,7 +415,8 @@ class DepMicroDiff:
             held_out = val_rows if len(val_rows) >= CALIBRATION_MIN_ROWS else train_rows
             self.training["fit"]["dropout_threshold"] = self._calibrate_dropout(table, held_out, max_drop=max_drop,
                                                                                 seed=seed)
-            self.training["fit"]["spread_scale"] = self._calibrate_spread(table, held_out, max_hide=max_hide, seed=seed)
+            self.training["fit"]["spread_scale"] = self._calibrate_spread(table, held_out, max_hide=max_hide, seed=seed,
+                                                                          share=share)
 
     def _dependency(self, table: MicrobiomeTable, taxa: pd.Index, dependency, seed: int) -> np.ndarray:
         q = len(taxa)
@@ -480,6 +489,7 @@ class DepMicroDiff:
         align: bool = False,
         keep_draws: bool = False,
         closure: bool = True,
+        library_size=None,
         progress: bool = True,
     ) -> ImputationResult:
         """Impute ``table``: missing entries always, zeros by the ``zeros`` policy.
@@ -528,6 +538,10 @@ class DepMicroDiff:
             the mean pass (:data:`CLOSURE_PASSES` passes), and imputed counts are written with the
             completed sample's total. ``False``: relative to the observed entries only, as before
             this option. It changes nothing for a table without missing entries.
+        library_size : float or array (n_samples,), optional
+            Each sample's total reads, missing entries included, when known (e.g. from the
+            sequencing run, or 100 for a table of percentages): the observed share is then known
+            rather than estimated, and ``closure`` is not needed. Must be at least the observed total.
         """
         self._check_fitted()
         if self.training.get("fit", {}).get("generate_fraction") == 1.0:
@@ -556,7 +570,10 @@ class DepMicroDiff:
             warnings.warn(f"{int(empty.sum())} sample(s) have no observed counts and are left unchanged "
                           f"(e.g. {', '.join(map(str, table.sample_ids[empty][:3]))})", stacklevel=2)
         start = time.perf_counter()
-        if closure and np.isnan(table.counts[~empty]).any():
+        if library_size is not None:
+            share = _data.observed_share(table, library_size)
+            prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
+        elif closure and np.isnan(table.counts[~empty]).any():
             share = self._observed_shares(table, alignment, cond, cond_valid, schedulers, empty, batch_size,
                                           _sampling.VALUE_PASS[estimate])
             prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
@@ -567,7 +584,8 @@ class DepMicroDiff:
                                     scale=h["scale"], log_base=h["log_base"], skip=empty)
         result.options.update(draws=draws, sampler=sampler, estimate=estimate, zeros=zeros, dropout_threshold=dropout_threshold,
                               spread_scale=self.spread_scale(),
-                              closure=closure, seed=seed, align=align, seconds=round(time.perf_counter() - start, 2),
+                              closure=closure and library_size is None, library_size_given=library_size is not None,
+                              seed=seed, align=align, seconds=round(time.perf_counter() - start, 2),
                               device=str(self.device), precision=self.precision, pydepmicro_version=__version__)
         return result
 
@@ -640,7 +658,8 @@ class DepMicroDiff:
                     out[name] = round(float(np.clip((thresholds[best] + lower) / 2, 1e-4, 1 - 1e-4)), 6)
         return {**out, "rows": int(len(rows)), "rounds": CALIBRATION_ROUNDS}
 
-    def _calibrate_spread(self, table: MicrobiomeTable, rows: np.ndarray, *, max_hide: float, seed: int) -> dict:
+    def _calibrate_spread(self, table: MicrobiomeTable, rows: np.ndarray, *, max_hide: float, seed: int,
+                          share: np.ndarray | None = None) -> dict:
         """Factor on the draws' sd such that estimate +- 1.645 factor sd holds 90% of held-out truths.
 
         In each of :data:`SPREAD_ROUNDS` rounds every sample of ``rows`` (fit: the validation samples)
@@ -648,14 +667,18 @@ class DepMicroDiff:
         defaults: :data:`IMPUTE_DRAWS` draws, :data:`IMPUTE_SAMPLER`) fills them. The factor is the 90%
         quantile of |truth - estimate| / sd over those entries, divided by 1.645. Unscaled, the band
         held 46-64% of the hidden truths of TCMA P1 masks, not 90% (README, "The spread is calibrated
-        at fit"). Returns {"factor": float, "entries": int, "draws": int, "sampler": str}.
+        at fit"). ``share`` (n,): the observed share of each sample's reads, when fit was given the
+        library sizes (impute is then given them too). Returns {"factor": float, "entries": int,
+        "draws": int, "sampler": str}.
         """
         h = self.hparams
         rng = np.random.default_rng(seed + 1)
         rows = _calibration_rows(rows, rng)
         sub = table.subset(samples=table.sample_ids[rows])
         counts = sub.counts
-        truth = _data.prepare(sub, scale=h["scale"], log_base=h["log_base"]).values
+        share = None if share is None else share[rows]
+        truth = _data.prepare(sub, scale=h["scale"], log_base=h["log_base"], observed_share=share).values
+        library_size = None if share is None else np.nansum(counts, axis=1) / share
         nonzero = np.nan_to_num(counts) > 0
         ratios = []
         for round_ in range(SPREAD_ROUNDS):
@@ -666,7 +689,7 @@ class DepMicroDiff:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 result = self.impute(sub.with_counts(hidden), draws=IMPUTE_DRAWS, sampler=IMPUTE_SAMPLER,
-                                     zeros="keep", seed=round_, progress=False)
+                                     zeros="keep", seed=round_, library_size=library_size, progress=False)
             spread = result.spread[hide] / result.options["spread_scale"]  # the draws' own sd
             ok = spread > 0
             ratios.append(np.abs(truth[hide] - result.values[hide])[ok] / spread[ok])
