@@ -117,6 +117,10 @@ def training_options(func):
                           "default: the packaged all-MiniLM-L6-v2."),
         click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
                      help="Model hyperparameter (repeatable), e.g. --set d_model=128 --set n_blocks=1."),
+        click.option("--library-size", default=None, metavar="NUMBER|COLUMN",
+                     help="Each sample's whole total reads, missing entries included, when known: one number "
+                          "(e.g. 100 for a table of percentages) or a metadata column (--meta) with one per "
+                          "sample. The observed share is then known rather than estimated (--closure)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -143,9 +147,33 @@ def _new_model(device, settings, dependency, no_metadata, text_encoder, pretrain
     return model
 
 
-def _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, seed, quiet):
+def _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, seed, quiet, library_size=None):
     return model.fit(table, vae_steps=vae_steps, dat_steps=dat_steps, batch_size=train_batch,
-                     generate_fraction=generate_fraction, seed=seed, progress=not quiet)
+                     generate_fraction=generate_fraction, seed=seed, progress=not quiet, library_size=library_size)
+
+
+def _library_size(table, value: str | None):
+    """--library-size: None, one number, or the values of a sample metadata column (table order)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    meta = table.sample_meta
+    if meta is None or value not in meta.columns:
+        columns = "none" if meta is None else ", ".join(map(str, meta.columns[:10]))
+        raise InvalidOptionError(f"--library-size {value!r} is neither a number nor a sample metadata column "
+                                 f"(columns: {columns})", hint="give a number, or --meta FILE with that column")
+    import pandas as pd
+
+    sizes = pd.to_numeric(meta[value], errors="coerce")
+    if sizes.isna().any():
+        bad = sizes.index[sizes.isna()][:3]
+        raise InvalidOptionError(f"metadata column {value!r} has missing or non-numeric library sizes "
+                                 f"(e.g. samples {', '.join(map(str, bad))})",
+                                 hint="every sample needs its total reads in that column")
+    return sizes.to_numpy(dtype=float)
 
 
 # ---------------------------------------------------------------------- pretrain
@@ -190,14 +218,15 @@ def pretrain(tables, output, fmt, steps, seed, device, precision, settings, forc
 @click.option("--force", is_flag=True, help="Overwrite an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(table_path, meta, missing, fmt, pretrained, output, vae_steps, dat_steps, train_batch, generate_fraction,
-          dependency, no_metadata, text_encoder, settings, seed, device, precision, force, quiet):
+          dependency, no_metadata, text_encoder, settings, library_size, seed, device, precision, force, quiet):
     """Train DepMicroDiff on TABLE and save it to a model folder (config.json, model.safetensors, taxa.tsv,
     training curves)."""
     start = time.perf_counter()
     model = _new_model(device, settings, dependency, no_metadata, text_encoder, pretrained, precision=precision)
     _model_dir_free(output, force)
     table = _read(table_path, fmt, meta, missing)
-    _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, seed, quiet)
+    _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, seed, quiet,
+         _library_size(table, library_size))
     if not _main_process():
         return
     model.save(output, force=force)
@@ -260,7 +289,7 @@ def _output_format(table_path, fmt, output, out_format):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws, sampler, estimate, zeros,
            dropout_threshold, align, closure, save_model, vae_steps, dat_steps, train_batch, generate_fraction, dependency,
-           no_metadata, text_encoder, settings, seed, device, precision, impute_batch, force, quiet):
+           no_metadata, text_encoder, settings, library_size, seed, device, precision, impute_batch, force, quiet):
     """Impute TABLE: missing (NA) entries always, zeros by --zeros. Writes the imputed table and, beside it,
     which entries were imputed, the spread of the draws and each zero's dropout probability."""
     from .io import imputation_paths, write_imputation
@@ -288,14 +317,15 @@ def impute(table_path, meta, missing, fmt, model_dir, output, out_format, draws,
     if save_model:
         _model_dir_free(save_model, force)
     table = _read(table_path, fmt, meta, missing)
+    library_size = _library_size(table, library_size)
     if model_dir is None:
         click.echo(f"training on {table.n_samples} samples x {table.n_taxa} taxa (no --model given)", err=True)
-        _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, seed, quiet)
+        _fit(model, table, vae_steps, dat_steps, train_batch, generate_fraction, seed, quiet, library_size)
     if not _main_process():  # torchrun: rank 0 imputes and writes
         return
     result = model.impute(table, draws=draws, sampler=sampler, estimate=estimate, zeros=zeros,
                           dropout_threshold=dropout_threshold, seed=seed, batch_size=impute_batch, align=align,
-                          closure=closure, progress=not quiet)
+                          closure=closure, library_size=library_size, progress=not quiet)
     written = write_imputation(result, output, out_fmt, force=force)
     if save_model:
         model.save(save_model, force=force)

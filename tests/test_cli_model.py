@@ -157,3 +157,25 @@ def test_pretrain_then_train_with_it(files, tmp_path):
     assert config["training"]["fit"]["pretrained_taxa_shared"] == 10
     result = run("impute", folder / "t.tsv", "--model", tmp_path / "vae", "-o", tmp_path / "y.tsv", ok=False)
     assert result.exit_code == 2 and "pretrained VAE only" in result.output
+
+
+def test_library_size_from_a_number_or_a_metadata_column(files, tmp_path):
+    """--library-size takes one number or a --meta column; a wrong column or a total below the observed
+    one is refused with the fix, and nothing is written."""
+    folder, table = files
+    totals = np.nansum(table.counts, axis=1) * 2  # every sample: half of its reads observed
+    meta = pd.read_csv(folder / "meta.tsv", sep="\t", index_col=0)
+    meta["total_reads"] = totals
+    meta.to_csv(tmp_path / "meta.tsv", sep="\t")
+    common = ("--model", folder / "model", "--zeros", "keep", "--draws", "0", "--quiet")
+    run("impute", folder / "t.tsv", "--meta", tmp_path / "meta.tsv", "--library-size", "total_reads",
+        "-o", tmp_path / "col.tsv", *common)
+    run("impute", folder / "t.tsv", "-o", tmp_path / "plain.tsv", *common)
+    missing = np.isnan(table.counts)
+    col, plain = read_table(tmp_path / "col.tsv").counts, read_table(tmp_path / "plain.tsv").counts
+    assert np.isfinite(col[missing]).all() and not np.allclose(col[missing], plain[missing])
+    bad = run("impute", folder / "t.tsv", "--library-size", "no_such_column", "-o", tmp_path / "bad.tsv", *common,
+              ok=False)
+    assert bad.exit_code != 0 and "neither a number nor" in bad.output and not (tmp_path / "bad.tsv").exists()
+    low = run("impute", folder / "t.tsv", "--library-size", "1e-6", "-o", tmp_path / "low.tsv", *common, ok=False)
+    assert low.exit_code != 0 and "below the observed total" in low.output and not (tmp_path / "low.tsv").exists()
