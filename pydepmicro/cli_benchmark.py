@@ -85,7 +85,9 @@ def benchmark(data, out, seeds, device, quick, cancers, methods, ablations, regi
     else:
         settings = BenchmarkSettings(**{k: v for k, v in given.items() if v is not None},
                                      model=_hparams(model_settings), fit=fit)
-    argv = sys.argv if sys.argv and sys.argv[0].endswith("depmicro") else ["depmicro", "benchmark", "(from Python)"]
+    # the command line as typed: `depmicro benchmark ...` or `python -m pydepmicro.cli benchmark ...`
+    launched = bool(sys.argv) and sys.argv[0].endswith(("depmicro", "pydepmicro/cli.py")) and "benchmark" in sys.argv
+    argv = sys.argv if launched else ["depmicro", "benchmark", "(from Python)"]
     command = "depmicro " + " ".join(shlex.quote(a) for a in argv[1:])
     run_benchmark(data, out, settings, echo=echo, command=command)
     click.echo(f"benchmark written to {out} (results.csv, summary.md, figures/)")
