@@ -19,6 +19,7 @@ import copy
 import math
 import time
 import warnings
+from statistics import NormalDist
 from typing import Any, Sequence
 
 import numpy as np
@@ -60,7 +61,7 @@ CALIBRATION_MIN_DROP = 0.1
 # with draws), and the interval the spread is scaled for (estimate +- 1.645 spread holds 90%)
 SPREAD_ROUNDS = 2
 SPREAD_LEVEL = 0.90
-SPREAD_Z = 1.6448536269514722  # standard normal quantile at (1 + SPREAD_LEVEL) / 2
+SPREAD_Z = NormalDist().inv_cdf((1 + SPREAD_LEVEL) / 2)  # 1.645
 # impute's defaults, which the spread is calibrated with
 IMPUTE_DRAWS = 5
 IMPUTE_SAMPLER = "ddim:20"
@@ -416,7 +417,7 @@ class DepMicroDiff:
             self.training["fit"]["dropout_threshold"] = self._calibrate_dropout(table, held_out, max_drop=max_drop,
                                                                                 seed=seed)
             self.training["fit"]["spread_scale"] = self._calibrate_spread(table, held_out, max_hide=max_hide, seed=seed,
-                                                                          share=share)
+                                                                          library_size=library_size)
 
     def _dependency(self, table: MicrobiomeTable, taxa: pd.Index, dependency, seed: int) -> np.ndarray:
         q = len(taxa)
@@ -623,16 +624,14 @@ class DepMicroDiff:
         """
         from sklearn.metrics import roc_curve
 
-        rng = np.random.default_rng(seed)
-        rows = _calibration_rows(rows, rng)
+        rows = _calibration_rows(rows, np.random.default_rng(seed))
+        gen = torch.Generator().manual_seed(seed)
         sub = table.subset(samples=table.sample_ids[rows])
         counts = sub.counts
-        nonzero = np.nan_to_num(counts) > 0
         scores: dict[str, list] = {"vae": [], "mean": []}
         labels = []
         for round_ in range(CALIBRATION_ROUNDS):
-            rate = rng.uniform(0.0, max(max_drop, CALIBRATION_MIN_DROP), size=(len(rows), 1))
-            drop = nonzero & (rng.uniform(size=counts.shape) < rate)
+            drop = _lost_entries(counts, max_drop, gen)
             dropped = np.where(drop, 0.0, counts)
             kept = (np.nansum(dropped, axis=1) > 0)[:, None]  # a sample that lost every read is left out
             positive, negative = drop & kept, (counts == 0) & kept
@@ -659,7 +658,7 @@ class DepMicroDiff:
         return {**out, "rows": int(len(rows)), "rounds": CALIBRATION_ROUNDS}
 
     def _calibrate_spread(self, table: MicrobiomeTable, rows: np.ndarray, *, max_hide: float, seed: int,
-                          share: np.ndarray | None = None) -> dict:
+                          library_size=None) -> dict:
         """Factor on the draws' sd such that estimate +- 1.645 factor sd holds 90% of held-out truths.
 
         In each of :data:`SPREAD_ROUNDS` rounds every sample of ``rows`` (fit: the validation samples)
@@ -667,29 +666,28 @@ class DepMicroDiff:
         defaults: :data:`IMPUTE_DRAWS` draws, :data:`IMPUTE_SAMPLER`) fills them. The factor is the 90%
         quantile of |truth - estimate| / sd over those entries, divided by 1.645. Unscaled, the band
         held 46-64% of the hidden truths of TCMA P1 masks, not 90% (README, "The spread is calibrated
-        at fit"). ``share`` (n,): the observed share of each sample's reads, when fit was given the
-        library sizes (impute is then given them too). Returns {"factor": float, "entries": int,
+        at fit"). ``library_size``: fit's, when it was given the totals (impute is then given them
+        too). Returns {"factor": float, "entries": int,
         "draws": int, "sampler": str}.
         """
         h = self.hparams
-        rng = np.random.default_rng(seed + 1)
-        rows = _calibration_rows(rows, rng)
+        rows = _calibration_rows(rows, np.random.default_rng(seed + 1))
+        gen = torch.Generator().manual_seed(seed + 1)
         sub = table.subset(samples=table.sample_ids[rows])
         counts = sub.counts
-        share = None if share is None else share[rows]
+        totals = None if library_size is None else \
+            np.broadcast_to(np.asarray(library_size, dtype=np.float64), (table.n_samples,))[rows]
+        share = None if totals is None else _data.observed_share(sub, totals)
         truth = _data.prepare(sub, scale=h["scale"], log_base=h["log_base"], observed_share=share).values
-        library_size = None if share is None else np.nansum(counts, axis=1) / share
-        nonzero = np.nan_to_num(counts) > 0
         ratios = []
         for round_ in range(SPREAD_ROUNDS):
-            rate = rng.uniform(0.0, max(max_hide, CALIBRATION_MIN_DROP), size=(len(rows), 1))
-            hide = nonzero & (rng.uniform(size=counts.shape) < rate)
+            hide = _lost_entries(counts, max_hide, gen)
             hidden = np.where(hide, np.nan, counts)
             hide &= (np.nansum(hidden, axis=1) > 0)[:, None]  # a sample with nothing left is not imputed
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 result = self.impute(sub.with_counts(hidden), draws=IMPUTE_DRAWS, sampler=IMPUTE_SAMPLER,
-                                     zeros="keep", seed=round_, library_size=library_size, progress=False)
+                                     zeros="keep", seed=round_, library_size=totals, progress=False)
             spread = result.spread[hide] / result.options["spread_scale"]  # the draws' own sd
             ok = spread > 0
             ratios.append(np.abs(truth[hide] - result.values[hide])[ok] / spread[ok])
@@ -893,6 +891,15 @@ def _generation_size(n, meta) -> tuple[int, list[str]]:
     check_number("n", n, 1, integer=True)
     width = len(str(n))
     return int(n), [f"synthetic_{i + 1:0{width}d}" for i in range(n)]
+
+
+def _lost_entries(counts: np.ndarray, max_share: float, generator: torch.Generator) -> np.ndarray:
+    """Entries (n, q) one calibration round takes away: per sample a share ~ U(0, max(max_share,
+    CALIBRATION_MIN_DROP)) of its nonzero entries, drawn as training's corruption draws its dropouts."""
+    y, observed = torch.from_numpy(np.nan_to_num(counts)), torch.from_numpy(~np.isnan(counts))
+    _, _, lost = _data.corrupt(y, observed, max_hide=0.0, max_drop=max(max_share, CALIBRATION_MIN_DROP),
+                               hide_zeros=False, generator=generator)
+    return lost.numpy()
 
 
 def _calibration_rows(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
