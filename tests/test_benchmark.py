@@ -27,6 +27,7 @@ from pydepmicro.benchmark import (
 )
 from pydepmicro.benchmark._measure import Meter
 from pydepmicro.benchmark._store import ResultStore
+from pydepmicro.benchmark.report import ablation_frame
 from pydepmicro.cli import cli
 from pydepmicro.errors import InvalidOptionError
 from pydepmicro.evaluate import grouped_pcc
@@ -48,12 +49,14 @@ def _tiny(**overrides) -> BenchmarkSettings:
 def test_select_ablations():
     assert select_ablations("all") == list(ABLATIONS)
     assert select_ablations("none") == []
-    assert select_ablations("paper,no_ar") == ["no_pretrain", "no_metadata", "no_dependency", "no_ar"]
-    assert all(n.startswith("sampler_") for n in select_ablations("sampler"))
+    # the denoiser's ablations bring their reference (the main model on the denoiser's estimate), samplers theirs
+    assert select_ablations("paper,no_ar") == ["no_pretrain", "estimate_mean", "no_metadata", "no_dependency", "no_ar"]
+    samplers = select_ablations("sampler")
+    assert samplers[0] == "estimate_draws" and all(n.startswith("sampler_") for n in samplers[1:])
     assert select_ablations("estimate") == ["estimate_mean", "estimate_draws"]
     assert select_ablations("sparsity_decoder") == []  # known, reported as not available
     assert "sparsity_decoder" in NOT_AVAILABLE
-    assert select_ablations("decoder") == ["sparsity_loss", "taxonomy_poincare"]
+    assert select_ablations("decoder") == ["sparsity_loss", "estimate_mean", "taxonomy_poincare"]
     assert ABLATIONS["taxonomy_poincare"].model == {"taxonomy_embedding": "poincare"}
     with pytest.raises(InvalidOptionError, match="unknown ablation"):
         select_ablations("no_such_thing")
@@ -163,7 +166,8 @@ def test_benchmark_on_example_end_to_end(tmp_path):
     assert (frame.status == "ok").all(), frame.loc[frame.status != "ok", "status"].tolist()
     settings = _tiny()
     expected_methods = {"blind": {"depmicrodiff", "zeros", "taxon_mean_fill_zeros", "knn10_zeros_as_missing",
-                                  "depmicrodiff/no_pretrain", "depmicrodiff/no_ar", "depmicrodiff/sampler_vae"},
+                                  "depmicrodiff/no_pretrain", "depmicrodiff/no_ar", "depmicrodiff/sampler_vae",
+                                  "depmicrodiff/estimate_mean", "depmicrodiff/estimate_draws"},
                         "aware": {"depmicrodiff", "zeros", "taxon_mean", "knn10"}}
     for regime in settings.regimes:
         for variant in settings.variants:
@@ -179,6 +183,14 @@ def test_benchmark_on_example_end_to_end(tmp_path):
         assert col in frame.columns
     same = frame[frame.method == "depmicrodiff/no_pretrain"]
     assert same.note.str.contains("same configuration").all()
+    # the denoiser's ablation is scored on the denoiser's estimate and compared with the main model's
+    abl = ablation_frame(frame)
+    no_ar = abl[abl.ablation == "no_ar"].iloc[0]
+    assert no_ar.reference == "estimate_mean"
+    pair = frame[(frame.regime == "blind") & (frame.variant == "p1")].set_index("method")
+    assert no_ar.d_pcc_mean == pytest.approx(pair.loc["depmicrodiff/estimate_mean", "pcc"] -
+                                             pair.loc["depmicrodiff/no_ar", "pcc"])
+    assert abl[abl.ablation == "no_pretrain"].iloc[0].reference == "main"
     # one saved mask per variant and seed, used by every method
     assert sorted(p.name for p in (out / "masks").glob("*.npz")) == ["example-p1-s0.npz", "example-p2-s0.npz"]
     assert frame.groupby(["variant"]).n_drawn.nunique().eq(1).all()

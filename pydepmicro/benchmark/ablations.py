@@ -6,9 +6,17 @@ pretrained on the other datasets (``pretrain``), and :meth:`~pydepmicro.model.De
 options (``sampler``, ``estimate``). Sampler and estimate ablations change only the imputation, so
 they reuse the main model's training: their time beside their accuracy is the point.
 
-An ablation whose configuration equals the main one (e.g. ``ar_alpha_0.9`` with the default decay
-0.9, or ``no_pretrain`` on data with nothing to pretrain on) is not trained twice: its row repeats
-the main model's numbers and says so in ``note``.
+The main point estimate (``estimate="auto"``) is the VAE's pass: it never runs the denoiser, so the
+denoiser's components (metadata, dependency mask, AR blocks, taxon order, taxonomy embedding) could
+only change the draws. Their ablations therefore impute with the denoiser's own estimate
+(``estimate="mean"``) and are compared with the main model imputing the same way (the
+``estimate_mean`` row, their ``reference``). Samplers change only the draws, so their ablations take
+the mean of the draws as the estimate (reference ``estimate_draws``). The VAE's components
+(pretraining, sparsity loss) are compared with the main model itself.
+
+An ablation whose configuration equals its reference's (e.g. ``ar_alpha_0.9`` with the default
+decay 0.9, or ``no_pretrain`` on data with nothing to pretrain on) is not trained twice: its row
+repeats the reference's numbers and says so in ``note``.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ class Ablation:
         Imputation sampler (``None``: the main one).
     estimate : str or None
         Imputation point estimate (``None``: the package default, ``"auto"``).
+    reference : str or None
+        The ablation whose row this one is compared with (``None``: the main model).
     what : str
         One line for the report.
     """
@@ -49,36 +59,50 @@ class Ablation:
     pretrain: bool | None = None
     sampler: str | None = None
     estimate: str | None = None
+    reference: str | None = None
+
+
+#: the main model imputing with the denoiser's estimate: the reference of the denoiser's ablations
+DENOISER_REFERENCE = "estimate_mean"
+#: the main model's estimate from its draws: the reference of the sampler ablations, which change only the draws
+DRAWS_REFERENCE = "estimate_draws"
+
+
+def _denoiser(name: str, group: str, what: str, model: dict) -> Ablation:
+    """An ablation of a denoiser component, scored on the denoiser's estimate (see the module doc)."""
+    return Ablation(name, group, what + "; denoiser's estimate", model=model, estimate="mean",
+                    reference=DENOISER_REFERENCE)
 
 
 def _build() -> dict[str, Ablation]:
     items = [
         Ablation("no_pretrain", "paper", "VAE trained on the target only (no pretraining on the other cancers)",
                  pretrain=False),
-        Ablation("no_metadata", "paper", "no metadata condition tokens", model={"metadata": False}),
-        Ablation("no_dependency", "paper", "no dependency mask (Dep empty: dependency='none')",
-                 model={"dependency": "none"}),
-        Ablation("dep_restrict", "dependency", "Dep filters the cross-block view instead of opening it "
-                 "(dep_mode='restrict')", model={"dep_mode": "restrict"}),
-        Ablation("no_ar", "ar", "no autoregression: one block (n_blocks=1)", model={"n_blocks": 1}),
+        _denoiser("no_metadata", "paper", "no metadata condition tokens", {"metadata": False}),
+        _denoiser("no_dependency", "paper", "no dependency mask (Dep empty: dependency='none')",
+                  {"dependency": "none"}),
+        _denoiser("dep_restrict", "dependency", "Dep filters the cross-block view instead of opening it "
+                  "(dep_mode='restrict')", {"dep_mode": "restrict"}),
+        _denoiser("no_ar", "ar", "no autoregression: one block (n_blocks=1)", {"n_blocks": 1}),
     ]
     for alpha in (0.7, 0.8, 0.9, 1.0):
-        items.append(Ablation(f"ar_alpha_{alpha}", "ar_decay", f"AR block-size decay alpha = {alpha}",
-                              model={"ar_alpha": alpha}))
+        items.append(_denoiser(f"ar_alpha_{alpha}", "ar_decay", f"AR block-size decay alpha = {alpha}",
+                               {"ar_alpha": alpha}))
     items += [
-        Ablation("order_random", "order", "random taxon order for the AR blocks", model={"ar_order": "random"}),
-        Ablation("order_table", "order", "the table's taxon order for the AR blocks", model={"ar_order": "table"}),
+        _denoiser("order_random", "order", "random taxon order for the AR blocks", {"ar_order": "random"}),
+        _denoiser("order_table", "order", "the table's taxon order for the AR blocks", {"ar_order": "table"}),
         Ablation("sparsity_loss", "decoder", "the VAE's hard sparsity loss on (vae_sparsity_weight=1; off by default)",
                  model={"vae_sparsity_weight": 1.0}),
-        Ablation("taxonomy_poincare", "decoder", "Poincare embeddings of the taxonomy added to the denoiser's taxon "
-                 "tokens (taxonomy_embedding='poincare')", model={"taxonomy_embedding": "poincare"}),
+        _denoiser("taxonomy_poincare", "decoder", "Poincare embeddings of the taxonomy added to the denoiser's "
+                  "taxon tokens (taxonomy_embedding='poincare')", {"taxonomy_embedding": "poincare"}),
     ]
     for sampler in ("full", "fractional:2", "fractional:3", "fractional:4", "fractional:20", "adaptive",
                     "ddim:10", "ddim:20", "ddim:50", "vae"):
         label = sampler.replace(":", "_")
         what = ("no diffusion: the VAE's posterior given the observed entries" if sampler == "vae"
                 else f"sampler {sampler}")
-        items.append(Ablation(f"sampler_{label}", "sampler", what, sampler=sampler))
+        items.append(Ablation(f"sampler_{label}", "sampler", what + "; point estimate = mean of the draws",
+                              sampler=sampler, estimate="draws", reference=DRAWS_REFERENCE))
     items += [
         Ablation("estimate_mean", "estimate", "every estimate from the denoiser's posterior-mean pass "
                  "(estimate='mean')", estimate="mean"),
@@ -126,4 +150,13 @@ def select_ablations(spec) -> list[str]:
             raise InvalidOptionError(f"unknown ablation {item!r}",
                                      hint=f"use all, none, a group ({', '.join(GROUPS)}) or names such as "
                                           f"{', '.join(list(ABLATIONS)[:4])}")
+    return with_references(out)
+
+
+def with_references(names) -> list[str]:
+    """``names`` plus the references they are compared with (a reference is run once, before them)."""
+    out: list[str] = []
+    for name in names:
+        ref = ABLATIONS[name].reference
+        out += [ref, name] if ref else [name]
     return list(dict.fromkeys(out))

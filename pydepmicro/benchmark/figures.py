@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .ablations import ABLATIONS
+from .ablations import ABLATIONS, with_references
 
 MODEL = "depmicrodiff"
 
@@ -113,7 +113,8 @@ def _boxplot(plt, out, per_taxon, ok, made) -> None:
 
 
 def _ablation_rows(ok: pd.DataFrame, groups) -> pd.DataFrame:
-    names = [f"{MODEL}/{n}" for n, a in ABLATIONS.items() if a.group in groups]
+    names = with_references(n for n, a in ABLATIONS.items() if a.group in groups)
+    names = [f"{MODEL}/{n}" for n in names]
     abl = ok[ok.method.isin(names)]
     if abl.empty:
         return abl

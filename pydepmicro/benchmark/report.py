@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._store import KEY, PER_TAXON, RESULTS, write_csv_atomic, write_text_atomic
-from .ablations import ABLATIONS, NOT_AVAILABLE
+from .ablations import ABLATIONS, DENOISER_REFERENCE, NOT_AVAILABLE
 
 MODEL = "depmicrodiff"
 GROUP = ["data", "regime", "variant", "method"]
@@ -153,20 +153,28 @@ def _beat(goal: str, summary, data, regime, variant, metric) -> dict:
 
 
 def ablation_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """Per ablation and setting: mean +- sd of the paired (by seed) difference main - ablation."""
+    """Per ablation and setting: mean +- sd of the paired (by seed) difference reference - ablation.
+
+    The reference is the main model, or for the denoiser's components the main model imputing with
+    the denoiser's estimate (:data:`.ablations.DENOISER_REFERENCE`; column ``reference``)."""
     ok = results[results["status"] == "ok"]
-    main = ok[ok.method == MODEL]
     rows = []
     for name, abl in ABLATIONS.items():
         sub = ok[ok.method == f"{MODEL}/{name}"]
         if sub.empty:
             continue
+        reference = f"{MODEL}/{abl.reference}" if abl.reference else MODEL
+        main = ok[ok.method == reference]
         for (data, regime, variant), g in sub.groupby(["data", "regime", "variant"], sort=False):
             m = main[(main.data == data) & (main.regime == regime) & (main.variant == variant)]
             paired = g.merge(m, on="seed", suffixes=("", "_main"))
             row = dict(ablation=name, group=abl.group, what=abl.what, data=data, regime=regime, variant=variant,
-                       n_seeds=len(g), note=str(g["note"].iloc[0]) if "note" in g and g["note"].notna().any() else "")
-            for metric in ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "impute_seconds", "fit_seconds"):
+                       reference="main" if reference == MODEL else abl.reference, n_seeds=len(g),
+                       note=str(g["note"].iloc[0]) if "note" in g and g["note"].notna().any() else "")
+            for metric in ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "coverage", "impute_seconds",
+                           "fit_seconds"):
+                if metric not in g:  # results.csv of an older run
+                    continue
                 row[f"{metric}_mean"] = float(g[metric].mean())
                 row[f"{metric}_sd"] = float(g[metric].std(ddof=1)) if len(g) > 1 else float("nan")
                 if len(paired):
@@ -180,9 +188,9 @@ def ablation_frame(results: pd.DataFrame) -> pd.DataFrame:
 def _verdict(row) -> str:
     d, sd, n = row.get("d_pcc_mean", float("nan")), row.get("d_pcc_sd", float("nan")), row["n_seeds"]
     if row.get("note"):
-        return "same as main"
+        return f"same as {row.get('reference', 'main')}"
     if math.isnan(d):
-        return "no main model to compare"
+        return f"no {row.get('reference', 'main')} row to compare"
     tol = max(MIN_EFFECT, 0.0 if math.isnan(sd) else sd)
     seeds = f" ({n} seed{'s' if n != 1 else ''})"
     if d > tol:
@@ -206,7 +214,7 @@ def _ablation_goal(abl: pd.DataFrame) -> list[str]:
         for r in sub.to_dict("records"):
             enough = "met" if r["n_seeds"] >= 2 else "missed (needs >= 2 seeds)"
             lines.append(f"- **G4 paper ablation {name}, {r['data']} ({r['regime']} {r['variant'].upper()}): {enough}** - "
-                         f"Δ PCC (main - ablation) {_fmt(r.get('d_pcc_mean'), r.get('d_pcc_sd'))} over "
+                         f"Δ PCC ({r['reference']} - ablation) {_fmt(r.get('d_pcc_mean'), r.get('d_pcc_sd'))} over "
                          f"{r['n_seeds']} seed(s): {_verdict(r)}")
     others = abl[~abl.ablation.isin(PAPER_ABLATIONS) & (abl.group != "sampler")] if not abl.empty else abl
     for r in others.to_dict("records"):
@@ -288,12 +296,16 @@ def summary_markdown(results: pd.DataFrame, run_info: dict | None = None, figure
                       "in samples with no visible nonzero count (no library size to scale by).", ""]
 
     if not abl.empty:
-        lines += ["## Ablations", "", "Δ = main - ablation, paired by seed (positive: the component helps).", ""]
-        header = ["ablation", "data", "setting", "PCC", "Δ PCC", "per-taxon PCC", "Δ per-taxon", "false-fill",
-                  "dropout AUROC", "impute s", "verdict"]
+        lines += ["## Ablations", "",
+                  "Δ = reference - ablation, paired by seed (positive: the component helps). The main point estimate "
+                  "is the VAE's pass, which never runs the denoiser; so the denoiser's components are ablated on the "
+                  f"denoiser's own estimate and compared with the main model imputing that way ({DENOISER_REFERENCE}), "
+                  "the VAE's components with the main model.", ""]
+        header = ["ablation", "data", "setting", "reference", "PCC", "Δ PCC", "per-taxon PCC", "Δ per-taxon",
+                  "false-fill", "dropout AUROC", "impute s", "verdict"]
         rows = []
         for r in abl[abl.group != "sampler"].to_dict("records"):
-            rows.append([r["ablation"], r["data"], f"{r['regime']} {r['variant'].upper()}",
+            rows.append([r["ablation"], r["data"], f"{r['regime']} {r['variant'].upper()}", r["reference"],
                          _fmt(r["pcc_mean"], r["pcc_sd"]), _fmt(r.get("d_pcc_mean"), r.get("d_pcc_sd")),
                          _fmt(r["per_taxon_pcc_mean"], r["per_taxon_pcc_sd"], 2),
                          _fmt(r.get("d_per_taxon_pcc_mean"), r.get("d_per_taxon_pcc_sd"), 2),
@@ -302,12 +314,13 @@ def summary_markdown(results: pd.DataFrame, run_info: dict | None = None, figure
         lines += _table(header, rows) + [""]
         samp = abl[abl.group == "sampler"]
         if len(samp):
-            lines += ["### Samplers: accuracy beside time (same trained model)", ""]
-            header = ["sampler", "data", "setting", "PCC", "per-taxon PCC", "false-fill", "impute s", "note"]
+            lines += ["### Samplers: accuracy beside time (same trained model, estimate = mean of the draws)", ""]
+            header = ["sampler", "data", "setting", "PCC", "per-taxon PCC", "false-fill", "coverage", "impute s", "note"]
             rows = [[r["ablation"].removeprefix("sampler_"), r["data"], f"{r['regime']} {r['variant'].upper()}",
                      _fmt(r["pcc_mean"], r["pcc_sd"]), _fmt(r["per_taxon_pcc_mean"], r["per_taxon_pcc_sd"], 2),
-                     _fmt(r["false_fill_mean"], None, 2), _fmt(r["impute_seconds_mean"], r["impute_seconds_sd"], 1),
-                     r["note"]] for r in samp.to_dict("records")]
+                     _fmt(r["false_fill_mean"], None, 2), _fmt(r.get("coverage_mean"), None, 2),
+                     _fmt(r["impute_seconds_mean"], r["impute_seconds_sd"], 1), r["note"]]
+                    for r in samp.to_dict("records")]
             lines += _table(header, rows) + [""]
     lines += ["### Not available", ""] + [f"- {name}: {why}" for name, why in NOT_AVAILABLE.items()] + [""]
 

@@ -72,7 +72,7 @@ from ..evaluate.masks import _RANK_LEVEL
 from ..table import MicrobiomeTable
 from ._measure import Meter, process_peak_mb
 from ._store import ResultStore, write_text_atomic
-from .ablations import ABLATIONS, QUICK_ABLATIONS, Ablation
+from .ablations import ABLATIONS, QUICK_ABLATIONS, Ablation, with_references
 
 MODEL = "depmicrodiff"
 P2_LINEAGES = ("full", "family")
@@ -379,16 +379,18 @@ def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool)
     model = {**settings.model, "log_base": settings.log_base}
     main = _Job(MODEL, "model", _frozen(model), _frozen(settings.fit), settings.pretrain and can_pretrain,
                 settings.sampler)
-    jobs = [main]
+    jobs = {MODEL: main}
     for name in ablations:
         a: Ablation = ABLATIONS[name]
         pretrain = main.pretrain if a.pretrain is None else (a.pretrain and can_pretrain)
         job = _Job(f"{MODEL}/{name}", "ablation", _frozen({**model, **a.model}), _frozen({**settings.fit, **a.fit}),
                    pretrain, a.sampler or settings.sampler, estimate=a.estimate or main.estimate)
-        if (job.train_key, job.sampler, job.estimate) == (main.train_key, main.sampler, main.estimate):
-            job = replace(job, note="same configuration as the main model (numbers repeated)")
-        jobs.append(job)
-    return jobs
+        ref = jobs.get(f"{MODEL}/{a.reference}" if a.reference else MODEL)
+        if ref is not None and (job.train_key, job.sampler, job.estimate) == (ref.train_key, ref.sampler, ref.estimate):
+            what = "the main model" if ref is main else ref.method.removeprefix(f"{MODEL}/")
+            job = replace(job, note=f"same configuration as {what} (numbers repeated)")
+        jobs[job.method] = job
+    return list(jobs.values())
 
 
 def _log(values: np.ndarray, base: float) -> np.ndarray:
@@ -520,7 +522,7 @@ def run_benchmark(data, out, settings: BenchmarkSettings | None = None, *, echo=
     targets, pool = load_data(data, settings)
     _write_run_info(out, settings, data, command)
     store = ResultStore(out)
-    ablations = list(settings.ablations)
+    ablations = with_references(settings.ablations)
     pretrainer = _Pretrained(out, settings, echo)
     start = time.perf_counter()
     for name, table in targets.items():
