@@ -264,7 +264,7 @@ def _output_format(table_path, fmt, output, out_format):
 @click.option("--out-format", type=click.Choice(WRITE_FORMATS), help="Output format.")
 @click.option("--draws", default=5, show_default=True, type=click.IntRange(0),
               help="Samples drawn per sample, for the spread (0: none, unless --estimate draws).")
-@click.option("--sampler", default="ddim:20", show_default=True,
+@click.option("--sampler", default="ddim:10", show_default=True,
               help="ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20), adaptive or vae (the VAE alone).")
 @click.option("--estimate", default="auto", show_default=True, type=click.Choice(["auto", "vae", "mean", "draws"]),
               help="Point estimate: vae = the VAE's posterior-mean pass (the latent the denoiser corrects); "

@@ -179,3 +179,17 @@ def test_library_size_from_a_number_or_a_metadata_column(files, tmp_path):
     assert bad.exit_code != 0 and "neither a number nor" in bad.output and not (tmp_path / "bad.tsv").exists()
     low = run("impute", folder / "t.tsv", "--library-size", "1e-6", "-o", tmp_path / "low.tsv", *common, ok=False)
     assert low.exit_code != 0 and "below the observed total" in low.output and not (tmp_path / "low.tsv").exists()
+
+
+def test_impute_command_defaults_are_the_engines():
+    """The CLI spells its defaults out (so --help needs no torch import); they must stay the engine's,
+    which the spread is calibrated with."""
+    import inspect
+
+    from pydepmicro.cli_model import impute as impute_command
+    from pydepmicro.model import DepMicroDiff
+
+    engine = inspect.signature(DepMicroDiff.impute).parameters
+    cli_defaults = {p.name: p.default for p in impute_command.params}
+    for name in ("draws", "sampler", "estimate", "zeros"):
+        assert cli_defaults[name] == engine[name].default, name

@@ -64,7 +64,7 @@ SPREAD_LEVEL = 0.90
 SPREAD_Z = NormalDist().inv_cdf((1 + SPREAD_LEVEL) / 2)  # 1.645
 # impute's defaults, which the spread is calibrated with
 IMPUTE_DRAWS = 5
-IMPUTE_SAMPLER = "ddim:20"
+IMPUTE_SAMPLER = "ddim:10"
 
 # 2 heads (head size 16), not 4: at these widths attention time grows with the number of heads
 # (each head scores every token pair), and 2 heads halved COAD training time on the CPU without losing

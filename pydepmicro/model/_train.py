@@ -121,7 +121,7 @@ def train_vae(
     sizes = np.array([len(d[3]) for d in datasets], dtype=float)
     choice = np.random.default_rng(seed).choice(len(datasets), size=options.steps, p=sizes / sizes.sum())
     iters = [iter(_batches(len(d[3]), options.batch_size, options.steps, cpu_gen)) for d in datasets]
-    opt = torch.optim.AdamW(vae.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    opt = _adamw(vae.parameters(), options)
     sched = _schedule(opt, options)
     history, running = [], []
     vae.train()
@@ -290,6 +290,17 @@ def _dat_loss_sharded(step_module, module: LatentDiffusion, z0, y, obs, cond, co
     return loss * dist.world_size, global_loss
 
 
+def _adamw(params, options: TrainOptions) -> torch.optim.AdamW:
+    """AdamW, fused where torch has the kernel for the parameters' device (CPU since torch 2.4, CUDA):
+    one kernel for all tensors instead of a dozen small ops per tensor, about 2 ms of a ~70 ms COAD
+    CPU step."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay, fused=True)
+    except (RuntimeError, ValueError, TypeError):  # no fused kernel here (older torch, other devices)
+        return torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
+
+
 def train_denoiser(
     module: LatentDiffusion,
     y: torch.Tensor,
@@ -313,7 +324,7 @@ def train_denoiser(
     cpu_gen = torch.Generator().manual_seed(seed + 2)
     gen = torch.Generator(device=device).manual_seed(seed + 3)
     params = list(module.dat.parameters())
-    opt = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
+    opt = _adamw(params, options)
     sched = _schedule(opt, options)
     module.vae.eval()
     module.vae.requires_grad_(False)
