@@ -154,6 +154,26 @@ def test_goals_margins():
     assert found["G3 P2 per-taxon PCC"]["status"] == "not run"
 
 
+def test_ablations_are_paired_with_their_reference_and_read_by_kind():
+    """A denoiser ablation is judged against the main model's denoiser estimate, not the main model;
+    an estimate ablation is another estimate of the same model, so its verdict names estimates."""
+    from pydepmicro.benchmark.report import _verdict
+
+    rows = []
+    for seed, (main, mean, no_dep) in enumerate([(0.80, 0.90, 0.85), (0.82, 0.92, 0.88)]):
+        base = dict(data="coad", regime="blind", variant="p1", seed=seed, status="ok", per_taxon_pcc=0.5,
+                    false_fill=0.0, dropout_auroc=0.9, impute_seconds=1.0, fit_seconds=1.0, note=None)
+        rows += [dict(base, method="depmicrodiff", kind="model", pcc=main),
+                 dict(base, method="depmicrodiff/estimate_mean", kind="ablation", pcc=mean),
+                 dict(base, method="depmicrodiff/no_dependency", kind="ablation", pcc=no_dep)]
+    abl = ablation_frame(pd.DataFrame(rows)).set_index("ablation")
+    assert abl.loc["no_dependency", "reference"] == "estimate_mean"
+    assert abl.loc["no_dependency", "d_pcc_mean"] == pytest.approx(0.045)  # not main - ablation (-0.055)
+    assert _verdict(abl.loc["no_dependency"].to_dict()).startswith("component helps (2 seeds)")
+    assert abl.loc["estimate_mean", "d_pcc_mean"] == pytest.approx(-0.10)
+    assert _verdict(abl.loc["estimate_mean"].to_dict()) == "this estimate scores higher than the main one (2 seeds)"
+
+
 # ---------------------------------------------------------------------- end to end
 
 

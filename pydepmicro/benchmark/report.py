@@ -193,6 +193,12 @@ def _verdict(row) -> str:
         return f"no {row.get('reference', 'main')} row to compare"
     tol = max(MIN_EFFECT, 0.0 if math.isnan(sd) else sd)
     seeds = f" ({n} seed{'s' if n != 1 else ''})"
+    if row.get("group") == "estimate":  # another point estimate of the same model, not a component removed
+        if d > tol:
+            return "the main estimate scores higher" + seeds
+        if d < -tol:
+            return "this estimate scores higher than the main one" + seeds
+        return "no clear difference" + seeds
     if d > tol:
         return "component helps" + seeds
     if d < -tol:
