@@ -169,9 +169,14 @@ def test_ablations_are_paired_with_their_reference_and_read_by_kind():
     abl = ablation_frame(pd.DataFrame(rows)).set_index("ablation")
     assert abl.loc["no_dependency", "reference"] == "estimate_mean"
     assert abl.loc["no_dependency", "d_pcc_mean"] == pytest.approx(0.045)  # not main - ablation (-0.055)
-    assert _verdict(abl.loc["no_dependency"].to_dict()).startswith("component helps (2 seeds)")
+    assert _verdict(abl.loc["no_dependency"].to_dict()) == \
+        "component helps (pooled PCC; per-taxon no clear effect; 2 seeds)"
     assert abl.loc["estimate_mean", "d_pcc_mean"] == pytest.approx(-0.10)
-    assert _verdict(abl.loc["estimate_mean"].to_dict()) == "this estimate scores higher than the main one (2 seeds)"
+    assert _verdict(abl.loc["estimate_mean"].to_dict()) == \
+        "this estimate scores higher than the main one (pooled PCC; per-taxon no clear effect; 2 seeds)"
+    # pooled and per-taxon PCC disagreeing is reported as such, not as a plain gain or loss
+    mixed = dict(abl.loc["no_dependency"].to_dict(), d_per_taxon_pcc_mean=-0.2, d_per_taxon_pcc_sd=0.01)
+    assert _verdict(mixed) == "mixed: the component raises pooled PCC and lowers per-taxon PCC (2 seeds)"
 
 
 # ---------------------------------------------------------------------- end to end

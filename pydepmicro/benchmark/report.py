@@ -185,25 +185,38 @@ def ablation_frame(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _direction(row, metric: str) -> int:
+    """+1 / -1 / 0: the reference above / below / not clearly apart from the ablation on ``metric``
+    (apart = by more than MIN_EFFECT and than the sd of the paired difference over seeds)."""
+    d, sd = row.get(f"d_{metric}_mean", float("nan")), row.get(f"d_{metric}_sd", float("nan"))
+    if d is None or math.isnan(d):
+        return 0
+    tol = max(MIN_EFFECT, 0.0 if sd is None or math.isnan(sd) else sd)
+    return 1 if d > tol else -1 if d < -tol else 0
+
+
 def _verdict(row) -> str:
-    d, sd, n = row.get("d_pcc_mean", float("nan")), row.get("d_pcc_sd", float("nan")), row["n_seeds"]
+    """One phrase from the paired differences of pooled and per-taxon PCC; they can disagree."""
+    n = row["n_seeds"]
     if row.get("note"):
         return f"same as {row.get('reference', 'main')}"
-    if math.isnan(d):
+    if math.isnan(row.get("d_pcc_mean", float("nan"))):
         return f"no {row.get('reference', 'main')} row to compare"
-    tol = max(MIN_EFFECT, 0.0 if math.isnan(sd) else sd)
     seeds = f" ({n} seed{'s' if n != 1 else ''})"
+    pooled, per_taxon = _direction(row, "pcc"), _direction(row, "per_taxon_pcc")
+    if pooled * per_taxon < 0:
+        better = "per-taxon" if per_taxon > 0 else "pooled"
+        worse = "pooled" if better == "per-taxon" else "per-taxon"
+        who = "the main estimate" if row.get("group") == "estimate" else "the component"
+        return f"mixed: {who} raises {better} PCC and lowers {worse} PCC" + seeds
+    d = pooled or per_taxon
+    if d and not (pooled and per_taxon):  # one of the two moved, the other did not
+        seeds = f" ({'pooled' if pooled else 'per-taxon'} PCC; {'per-taxon' if pooled else 'pooled'} no clear " \
+                f"effect; {n} seed{'s' if n != 1 else ''})"
     if row.get("group") == "estimate":  # another point estimate of the same model, not a component removed
-        if d > tol:
-            return "the main estimate scores higher" + seeds
-        if d < -tol:
-            return "this estimate scores higher than the main one" + seeds
-        return "no clear difference" + seeds
-    if d > tol:
-        return "component helps" + seeds
-    if d < -tol:
-        return "component hurts: remove or fix" + seeds
-    return "no clear effect" + seeds
+        return {1: "the main estimate scores higher", -1: "this estimate scores higher than the main one",
+                0: "no clear difference"}[d] + seeds
+    return {1: "component helps", -1: "component hurts: remove or fix", 0: "no clear effect"}[d] + seeds
 
 
 PAPER_ABLATIONS = ("no_pretrain", "no_metadata", "no_dependency")
@@ -219,13 +232,16 @@ def _ablation_goal(abl: pd.DataFrame) -> list[str]:
             continue
         for r in sub.to_dict("records"):
             enough = "met" if r["n_seeds"] >= 2 else "missed (needs >= 2 seeds)"
-            lines.append(f"- **G4 paper ablation {name}, {r['data']} ({r['regime']} {r['variant'].upper()}): {enough}** - "
-                         f"Δ PCC ({r['reference']} - ablation) {_fmt(r.get('d_pcc_mean'), r.get('d_pcc_sd'))} over "
+            lines.append(f"- **G4 paper ablation {name}, {r['data']} ({r['regime']} {r['variant'].upper()}): "
+                         f"{enough}** - Δ PCC ({r['reference']} - ablation) "
+                         f"{_fmt(r.get('d_pcc_mean'), r.get('d_pcc_sd'))}, Δ per-taxon PCC "
+                         f"{_fmt(r.get('d_per_taxon_pcc_mean'), r.get('d_per_taxon_pcc_sd'))} over "
                          f"{r['n_seeds']} seed(s): {_verdict(r)}")
     others = abl[~abl.ablation.isin(PAPER_ABLATIONS) & (abl.group != "sampler")] if not abl.empty else abl
     for r in others.to_dict("records"):
         lines.append(f"- G4 component ablation {r['ablation']}, {r['data']}: Δ PCC "
-                     f"{_fmt(r.get('d_pcc_mean'), r.get('d_pcc_sd'))} - {_verdict(r)}")
+                     f"{_fmt(r.get('d_pcc_mean'), r.get('d_pcc_sd'))}, Δ per-taxon PCC "
+                     f"{_fmt(r.get('d_per_taxon_pcc_mean'), r.get('d_per_taxon_pcc_sd'))} - {_verdict(r)}")
     return lines
 
 
