@@ -27,6 +27,7 @@ from pydepmicro.benchmark import (
 )
 from pydepmicro.benchmark._measure import Meter
 from pydepmicro.benchmark._store import ResultStore
+from pydepmicro.benchmark.ablations import with_references
 from pydepmicro.benchmark.report import ablation_frame
 from pydepmicro.cli import cli
 from pydepmicro.errors import InvalidOptionError
@@ -177,6 +178,21 @@ def test_ablations_are_paired_with_their_reference_and_read_by_kind():
     # pooled and per-taxon PCC disagreeing is reported as such, not as a plain gain or loss
     mixed = dict(abl.loc["no_dependency"].to_dict(), d_per_taxon_pcc_mean=-0.2, d_per_taxon_pcc_sd=0.01)
     assert _verdict(mixed) == "mixed: the component raises pooled PCC and lowers per-taxon PCC (2 seeds)"
+
+
+def test_no_metadata_on_a_table_without_metadata_is_the_reference_configuration():
+    """TCMA's STAD and HNSC tables carry no metadata: leaving it out changes nothing, so the row says so
+    and reuses the reference's training instead of training an identical model again."""
+    from pydepmicro.benchmark.run import _jobs
+
+    settings = BenchmarkSettings()  # the package defaults: metadata="auto"
+    for has, expect_note in ((True, False), (False, True)):
+        jobs = {j.method: j for j in _jobs(settings, with_references(["no_metadata"]), True, has_metadata=has)}
+        job = jobs["depmicrodiff/no_metadata"]
+        assert bool(job.note) == expect_note
+        assert (job.train_key == jobs["depmicrodiff"].train_key) == expect_note
+        if expect_note:
+            assert "estimate_mean" in job.note
 
 
 # ---------------------------------------------------------------------- end to end

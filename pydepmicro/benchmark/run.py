@@ -70,6 +70,7 @@ from ..evaluate.baselines import BASELINES
 from ..evaluate.metrics import auroc
 from ..evaluate.masks import _RANK_LEVEL
 from ..table import MicrobiomeTable
+from ..text import metadata_columns
 from ._measure import Meter, process_peak_mb
 from ._store import ResultStore, write_text_atomic
 from .ablations import ABLATIONS, QUICK_ABLATIONS, Ablation, with_references
@@ -375,7 +376,10 @@ def _frozen(d: dict) -> tuple:
     return tuple(sorted(d.items()))
 
 
-def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool) -> list[_Job]:
+def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool, has_metadata: bool = True) -> list[_Job]:
+    """The main job and the ablations' for one table. ``can_pretrain``: other tables to pretrain on;
+    ``has_metadata``: the table has metadata to condition on (without it, ``metadata=False`` is the
+    main configuration, and its row repeats the reference's numbers instead of training again)."""
     model = {**settings.model, "log_base": settings.log_base}
     main = _Job(MODEL, "model", _frozen(model), _frozen(settings.fit), settings.pretrain and can_pretrain,
                 settings.sampler)
@@ -383,7 +387,10 @@ def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool)
     for name in ablations:
         a: Ablation = ABLATIONS[name]
         pretrain = main.pretrain if a.pretrain is None else (a.pretrain and can_pretrain)
-        job = _Job(f"{MODEL}/{name}", "ablation", _frozen({**model, **a.model}), _frozen({**settings.fit, **a.fit}),
+        changed = {**model, **a.model}
+        if not has_metadata and changed.get("metadata") is False:
+            changed = dict(model)  # no metadata to leave out
+        job = _Job(f"{MODEL}/{name}", "ablation", _frozen(changed), _frozen({**settings.fit, **a.fit}),
                    pretrain, a.sampler or settings.sampler, estimate=a.estimate or main.estimate)
         ref = jobs.get(f"{MODEL}/{a.reference}" if a.reference else MODEL)
         if ref is not None and (job.train_key, job.sampler, job.estimate) == (ref.train_key, ref.sampler, ref.estimate):
@@ -527,7 +534,8 @@ def run_benchmark(data, out, settings: BenchmarkSettings | None = None, *, echo=
     start = time.perf_counter()
     for name, table in targets.items():
         others = [(n, t) for n, t in pool.items() if n != name]
-        jobs = _jobs(settings, ablations, can_pretrain=bool(others))
+        jobs = _jobs(settings, ablations, can_pretrain=bool(others),
+                     has_metadata=bool(metadata_columns(table.sample_meta)))
         echo(f"{name}: {table.n_samples} samples x {table.n_taxa} taxa; pretraining pool: "
              f"{', '.join(n for n in pool if n != name) or 'none'}")
         for seed in range(settings.seeds):
