@@ -376,7 +376,8 @@ def _frozen(d: dict) -> tuple:
     return tuple(sorted(d.items()))
 
 
-def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool, has_metadata: bool = True) -> list[_Job]:
+def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool,
+          has_metadata: bool = True) -> list[_Job]:
     """The main job and the ablations' for one table. ``can_pretrain``: other tables to pretrain on;
     ``has_metadata``: the table has metadata to condition on (without it, ``metadata=False`` is the
     main configuration, and its row repeats the reference's numbers instead of training again)."""
