@@ -163,13 +163,12 @@ def ablation_frame(results: pd.DataFrame) -> pd.DataFrame:
         sub = ok[ok.method == f"{MODEL}/{name}"]
         if sub.empty:
             continue
-        reference = f"{MODEL}/{abl.reference}" if abl.reference else MODEL
-        main = ok[ok.method == reference]
+        ref_rows = ok[ok.method == (f"{MODEL}/{abl.reference}" if abl.reference else MODEL)]
         for (data, regime, variant), g in sub.groupby(["data", "regime", "variant"], sort=False):
-            m = main[(main.data == data) & (main.regime == regime) & (main.variant == variant)]
+            m = ref_rows[(ref_rows.data == data) & (ref_rows.regime == regime) & (ref_rows.variant == variant)]
             paired = g.merge(m, on="seed", suffixes=("", "_main"))
             row = dict(ablation=name, group=abl.group, what=abl.what, data=data, regime=regime, variant=variant,
-                       reference="main" if reference == MODEL else abl.reference, n_seeds=len(g),
+                       reference=abl.reference or "main", n_seeds=len(g),
                        note=str(g["note"].iloc[0]) if "note" in g and g["note"].notna().any() else "")
             for metric in ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "coverage", "impute_seconds",
                            "fit_seconds"):
@@ -202,17 +201,15 @@ def _verdict(row) -> str:
         return f"same as {row.get('reference', 'main')}"
     if math.isnan(row.get("d_pcc_mean", float("nan"))):
         return f"no {row.get('reference', 'main')} row to compare"
-    seeds = f" ({n} seed{'s' if n != 1 else ''})"
+    count = f"{n} seed{'s' if n != 1 else ''}"
     pooled, per_taxon = _direction(row, "pcc"), _direction(row, "per_taxon_pcc")
     if pooled * per_taxon < 0:
-        better = "per-taxon" if per_taxon > 0 else "pooled"
-        worse = "pooled" if better == "per-taxon" else "per-taxon"
+        better, worse = ("per-taxon", "pooled") if per_taxon > 0 else ("pooled", "per-taxon")
         who = "the main estimate" if row.get("group") == "estimate" else "the component"
-        return f"mixed: {who} raises {better} PCC and lowers {worse} PCC" + seeds
+        return f"mixed: {who} raises {better} PCC and lowers {worse} PCC ({count})"
     d = pooled or per_taxon
-    if d and not (pooled and per_taxon):  # one of the two moved, the other did not
-        seeds = f" ({'pooled' if pooled else 'per-taxon'} PCC; {'per-taxon' if pooled else 'pooled'} no clear " \
-                f"effect; {n} seed{'s' if n != 1 else ''})"
+    moved, still = ("pooled", "per-taxon") if pooled else ("per-taxon", "pooled")
+    seeds = f" ({moved} PCC; {still} no clear effect; {count})" if d and not (pooled and per_taxon) else f" ({count})"
     if row.get("group") == "estimate":  # another point estimate of the same model, not a component removed
         return {1: "the main estimate scores higher", -1: "this estimate scores higher than the main one",
                 0: "no clear difference"}[d] + seeds

@@ -55,15 +55,22 @@ def prepare(table: MicrobiomeTable, *, scale: float, log_base: float, observed_s
     return Prepared(values, torch.from_numpy(y), torch.from_numpy(observed), library_sizes)
 
 
+def library_sizes(library_size, n_samples: int) -> np.ndarray:
+    """``library_size`` (a number, or one per sample) as an array (n_samples,); a wrong length is refused."""
+    total = np.asarray(library_size, dtype=np.float64)
+    if total.ndim == 0:
+        return np.full(n_samples, float(total))
+    if total.shape != (n_samples,):
+        raise InvalidValueError(f"library_size has {total.size} values for {n_samples} samples",
+                                hint="give one total per sample, in the table's sample order, or one number")
+    return total
+
+
 def observed_share(table: MicrobiomeTable, library_size) -> np.ndarray:
     """Share (n,) of each sample's reads held by its observed entries, given its total ``library_size``
     (a number or one per sample, missing entries included); 1 for samples without observed reads."""
     observed = np.nansum(table.counts, axis=1)
-    total = np.broadcast_to(np.asarray(library_size, dtype=np.float64), observed.shape) \
-        if np.ndim(library_size) == 0 else np.asarray(library_size, dtype=np.float64)
-    if total.shape != observed.shape:
-        raise InvalidValueError(f"library_size has {total.size} values for {table.n_samples} samples",
-                                hint="give one total per sample, in the table's sample order, or one number")
+    total = library_sizes(library_size, table.n_samples)
     if not np.isfinite(total).all() or (total <= 0).any():
         raise InvalidValueError("library_size must be finite and positive",
                                 hint="give each sample's total reads, missing entries included")

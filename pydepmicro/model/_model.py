@@ -667,16 +667,14 @@ class DepMicroDiff:
         quantile of |truth - estimate| / sd over those entries, divided by 1.645. Unscaled, the band
         held 46-64% of the hidden truths of TCMA P1 masks, not 90% (README, "The spread is calibrated
         at fit"). ``library_size``: fit's, when it was given the totals (impute is then given them
-        too). Returns {"factor": float, "entries": int,
-        "draws": int, "sampler": str}.
+        too). Returns {"factor": float, "entries": int, "draws": int, "sampler": str}.
         """
         h = self.hparams
         rows = _calibration_rows(rows, np.random.default_rng(seed + 1))
         gen = torch.Generator().manual_seed(seed + 1)
         sub = table.subset(samples=table.sample_ids[rows])
         counts = sub.counts
-        totals = None if library_size is None else \
-            np.broadcast_to(np.asarray(library_size, dtype=np.float64), (table.n_samples,))[rows]
+        totals = None if library_size is None else _data.library_sizes(library_size, table.n_samples)[rows]
         share = None if totals is None else _data.observed_share(sub, totals)
         truth = _data.prepare(sub, scale=h["scale"], log_base=h["log_base"], observed_share=share).values
         ratios = []
