@@ -25,7 +25,11 @@ def _items(text: str | None) -> tuple | None:
                              "example). Required unless --report-only.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False),
               help="Report folder; rows already in its results.csv are not recomputed (resume).")
-@click.option("--seeds", type=click.IntRange(1), default=None, help="Seeds 0..N-1.  [default: 5; --quick: 1]")
+@click.option("--seeds", type=click.IntRange(1), default=None,
+              help="Number of seeds: FIRST..FIRST+N-1.  [default: 5; --quick: 1]")
+@click.option("--first-seed", type=click.IntRange(0), default=None,
+              help="First seed, so that processes can split a run's seeds (--seeds 1 --first-seed 3 runs "
+                   "seed 3 only).  [default: 0]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--quick", is_flag=True,
               help="Tiny model, one seed, one dataset, 80 samples, two ablations: checks the path in seconds.")
@@ -51,10 +55,12 @@ def _items(text: str | None) -> tuple | None:
               help="P2 relatives: every ancestor/descendant (BENCHMARK.md) or only family rank and below.")
 @click.option("--p2-hide-zeros", is_flag=True, help="P2 also hides relatives that are zero in the sample.")
 @click.option("--report-only", is_flag=True, help="Only rewrite summary.md, summary.csv and figures from OUT.")
+@click.option("--merge", "merge_from", multiple=True, type=click.Path(file_okay=False, exists=True), metavar="DIR",
+              help="Merge these benchmark folders (repeatable; e.g. one per --first-seed) into OUT and report it.")
 @click.option("--quiet", is_flag=True, help="Print only the end.")
-def benchmark(data, out, seeds, device, quick, cancers, methods, ablations, regimes, variants, ablation_regimes,
-              ablation_variants, model_settings, fit_settings, pretrain_steps, no_pretrain, draws, sampler,
-              max_samples, p2_lineage, p2_hide_zeros, report_only, quiet):
+def benchmark(data, out, seeds, first_seed, device, quick, cancers, methods, ablations, regimes, variants,
+              ablation_regimes, ablation_variants, model_settings, fit_settings, pretrain_steps, no_pretrain, draws,
+              sampler, max_samples, p2_lineage, p2_hide_zeros, report_only, merge_from, quiet):
     """Run the imputation benchmark (BENCHMARK.md) and write results.csv, summary.md and figures to OUT."""
     from .benchmark import (
         BenchmarkSettings,
@@ -64,13 +70,21 @@ def benchmark(data, out, seeds, device, quick, cancers, methods, ablations, regi
     )
 
     echo = (lambda *a, **k: None) if quiet else click.echo
+    if merge_from:
+        from .benchmark.merge import merge_runs
+
+        merged = merge_runs(merge_from, out)
+        click.echo(f"merged {len(merge_from)} folders into {out}: {merged['rows']} rows, {merged['masks']} masks, "
+                   f"{merged['duplicates']} duplicate rows (first kept; {merged['disagreeing']} disagreed)")
+        write_report(out, echo=echo)
+        return
     if report_only:
         write_report(out, echo=click.echo)
         return
     if data is None:
         raise click.UsageError("--data is required (a TCMA folder, a table file, or 'example')")
     fit = _hparams(fit_settings)
-    given = dict(seeds=seeds, cancers=_items(cancers), methods=_items(methods),
+    given = dict(seeds=seeds, first_seed=first_seed, cancers=_items(cancers), methods=_items(methods),
                  ablations=tuple(select_ablations(ablations)) if ablations is not None else None,
                  regimes=_items(regimes), variants=_items(variants), ablation_regimes=_items(ablation_regimes),
                  ablation_variants=_items(ablation_variants), pretrain_steps=pretrain_steps, draws=draws,

@@ -6,6 +6,7 @@ simulated example (never skipped) and ``depmicro benchmark --quick`` on TCMA (sk
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -70,8 +71,55 @@ def test_settings_are_checked():
         BenchmarkSettings(regimes=("half",)).check()
     with pytest.raises(InvalidOptionError):
         BenchmarkSettings(model={"not_a_hyperparameter": 1}).check()
+    with pytest.raises(InvalidOptionError, match="first_seed"):
+        BenchmarkSettings(first_seed=-1).check()
     quick = BenchmarkSettings.quick_preset(seeds=2)
     assert quick.seeds == 2 and quick.quick and quick.cancers == ("coad",)
+
+
+def test_processes_can_split_the_seeds_and_merge(tmp_path):
+    """`--seeds 1 --first-seed 1` runs seed 1 alone, on the same mask as seed 1 of a two-seed run; `--merge`
+    puts the one-seed folders together into what the two-seed run wrote."""
+    cheap = dict(methods=("zeros", "knn10"), ablations=(), variants=("p1",))
+    both = run_benchmark("example", tmp_path / "both", _tiny(seeds=2, **cheap), echo=lambda *a: None, report=False)
+
+    def one_seed(seed: int, *more: str, folder: str | None = None):
+        out = tmp_path / (folder or f"s{seed}")
+        return CliRunner().invoke(cli, ["benchmark", "--data", "example", "--out", str(out),
+                                        "--quick", "--device", "cpu", "--seeds", "1", "--first-seed", str(seed),
+                                        "--methods", "zeros,knn10", "--ablations", "none", "--variants", "p1",
+                                        "--quiet", *more])
+
+    result = one_seed(1, "--max-samples", "60")
+    assert result.exit_code == 0, result.output
+    one = pd.read_csv(tmp_path / "s1" / "results.csv")
+    assert set(one.seed) == {1} and [p.name for p in (tmp_path / "s1" / "masks").iterdir()] == ["example-p1-s1.npz"]
+    same = both[both.seed == 1].set_index(["regime", "method"]).sort_index()
+    alone = one.set_index(["regime", "method"]).sort_index()
+    assert alone.pcc.to_numpy() == pytest.approx(same.pcc.to_numpy(), nan_ok=True)
+    assert (alone.n_drawn.to_numpy() == same.n_drawn.to_numpy()).all()
+
+    assert one_seed(0, "--max-samples", "60").exit_code == 0
+    merged = CliRunner().invoke(cli, ["benchmark", "--out", str(tmp_path / "merged"), "--merge", str(tmp_path / "s0"),
+                                      "--merge", str(tmp_path / "s1"), "--merge", str(tmp_path / "both")])
+    assert merged.exit_code == 0, merged.output
+    assert "6 duplicate rows (first kept; 0 disagreed)" in merged.output
+    frame = pd.read_csv(tmp_path / "merged" / "results.csv").set_index(["seed", "regime", "method"]).sort_index()
+    expect = both.set_index(["seed", "regime", "method"]).sort_index()
+    assert frame.index.equals(expect.index)
+    assert frame.pcc.to_numpy() == pytest.approx(expect.pcc.to_numpy(), nan_ok=True)
+    info = json.loads((tmp_path / "merged" / "run.json").read_text())
+    assert info["latest"]["seeds"] == [0, 1] and len(info["runs"]) == 3
+    assert "seeds: 2" in (tmp_path / "merged" / "summary.md").read_text()
+    # a mask drawn from another subset of samples hides other entries: no merge, nothing written
+    assert one_seed(0, "--max-samples", "50", folder="s0_50").exit_code == 0
+    other = CliRunner().invoke(cli, ["benchmark", "--out", str(tmp_path / "m2"), "--merge", str(tmp_path / "s0"),
+                                     "--merge", str(tmp_path / "s0_50")])
+    assert other.exit_code != 0 and "mask example-p1-s0.npz differs" in other.output
+    assert not (tmp_path / "m2").exists()
+    taken = CliRunner().invoke(cli, ["benchmark", "--out", str(tmp_path / "both"), "--merge", str(tmp_path / "s0")])
+    assert taken.exit_code != 0 and "already holds benchmark results" in taken.output
+
 
 
 def test_p2_relatives_family_rule():

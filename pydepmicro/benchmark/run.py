@@ -94,7 +94,10 @@ class BenchmarkSettings:
     Attributes
     ----------
     seeds : int
-        Seeds 0 .. seeds - 1 (masks and model seeds).
+        Number of seeds: ``first_seed`` .. ``first_seed + seeds - 1`` (masks and model seeds).
+    first_seed : int
+        The first of them (default 0). Lets processes share one run's seeds (``seeds=1, first_seed=3``
+        runs seed 3 only) and write to separate folders that are merged afterwards.
     cancers : tuple of str
         Evaluated datasets of a TCMA folder; the rest of the folder is the pretraining pool.
     regimes, variants : tuples
@@ -127,6 +130,7 @@ class BenchmarkSettings:
     """
 
     seeds: int = 5
+    first_seed: int = 0
     cancers: tuple = EVALUATED
     regimes: tuple = REGIMES
     variants: tuple = VARIANTS
@@ -164,6 +168,8 @@ class BenchmarkSettings:
     def check(self) -> BenchmarkSettings:
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise InvalidOptionError(f"seeds must be a positive integer, got {self.seeds!r}")
+        if isinstance(self.first_seed, bool) or not isinstance(self.first_seed, int) or self.first_seed < 0:
+            raise InvalidOptionError(f"first_seed must be a non-negative integer, got {self.first_seed!r}")
         for name, allowed in (("regimes", REGIMES), ("variants", VARIANTS),
                               ("ablation_regimes", REGIMES), ("ablation_variants", VARIANTS)):
             bad = [v for v in getattr(self, name) if v not in allowed]
@@ -539,7 +545,7 @@ def run_benchmark(data, out, settings: BenchmarkSettings | None = None, *, echo=
                      has_metadata=bool(metadata_columns(table.sample_meta)))
         echo(f"{name}: {table.n_samples} samples x {table.n_taxa} taxa; pretraining pool: "
              f"{', '.join(n for n in pool if n != name) or 'none'}")
-        for seed in range(settings.seeds):
+        for seed in range(settings.first_seed, settings.first_seed + settings.seeds):
             for variant in settings.variants:
                 mask = _mask(out, name, table, variant, seed, settings)
                 for regime in settings.regimes:
