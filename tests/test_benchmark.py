@@ -243,6 +243,20 @@ def test_no_metadata_on_a_table_without_metadata_is_the_reference_configuration(
             assert "estimate_mean" in job.note
 
 
+def test_an_ablation_equal_to_the_defaults_is_not_trained_again():
+    """`ar_alpha_0.9` sets the default decay: its training key is the main model's, so the main training is
+    shared and the row is marked; `ar_alpha_0.7` differs and trains its own model."""
+    from pydepmicro.benchmark.run import _jobs
+    from pydepmicro.model._model import DEFAULTS
+
+    assert DEFAULTS["ar_alpha"] == 0.9
+    jobs = {j.method: j for j in _jobs(BenchmarkSettings(), with_references(["ar_alpha_0.9", "ar_alpha_0.7"]), True)}
+    assert jobs["depmicrodiff/ar_alpha_0.9"].train_key == jobs["depmicrodiff"].train_key
+    assert "same configuration as estimate_mean" in jobs["depmicrodiff/ar_alpha_0.9"].note
+    assert jobs["depmicrodiff/ar_alpha_0.7"].train_key != jobs["depmicrodiff"].train_key
+    assert not jobs["depmicrodiff/ar_alpha_0.7"].note
+
+
 # ---------------------------------------------------------------------- end to end
 
 

@@ -366,7 +366,7 @@ def _jsonable(obj):
 class _Job:
     method: str
     kind: str
-    model: tuple  # sorted (key, value) overrides over the package defaults
+    model: tuple  # sorted (key, value) overrides over the package defaults (only those that differ)
     fit: tuple
     pretrain: bool
     sampler: str
@@ -382,13 +382,21 @@ def _frozen(d: dict) -> tuple:
     return tuple(sorted(d.items()))
 
 
+def _overrides(model: dict) -> dict:
+    """The hyperparameters of ``model`` that differ from the package defaults, so that equal
+    configurations get equal training keys (``ar_alpha_0.9`` is the default decay: not trained twice)."""
+    from ..model._model import DEFAULTS
+
+    return {k: v for k, v in model.items() if k not in DEFAULTS or DEFAULTS[k] != v}
+
+
 def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool,
           has_metadata: bool = True) -> list[_Job]:
     """The main job and the ablations' for one table. ``can_pretrain``: other tables to pretrain on;
     ``has_metadata``: the table has metadata to condition on (without it, ``metadata=False`` is the
     main configuration, and its row repeats the reference's numbers instead of training again)."""
     model = {**settings.model, "log_base": settings.log_base}
-    main = _Job(MODEL, "model", _frozen(model), _frozen(settings.fit), settings.pretrain and can_pretrain,
+    main = _Job(MODEL, "model", _frozen(_overrides(model)), _frozen(settings.fit), settings.pretrain and can_pretrain,
                 settings.sampler)
     jobs = {MODEL: main}
     for name in ablations:
@@ -397,7 +405,7 @@ def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool,
         changed = {**model, **a.model}
         if not has_metadata and changed.get("metadata") is False:
             changed = dict(model)  # no metadata to leave out
-        job = _Job(f"{MODEL}/{name}", "ablation", _frozen(changed), _frozen({**settings.fit, **a.fit}),
+        job = _Job(f"{MODEL}/{name}", "ablation", _frozen(_overrides(changed)), _frozen({**settings.fit, **a.fit}),
                    pretrain, a.sampler or settings.sampler, estimate=a.estimate or main.estimate)
         ref = jobs.get(f"{MODEL}/{a.reference}" if a.reference else MODEL)
         if ref is not None and (job.train_key, job.sampler, job.estimate) == (ref.train_key, ref.sampler, ref.estimate):
