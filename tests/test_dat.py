@@ -162,6 +162,18 @@ def test_worked_example_with_dep():
     assert torch.equal(dat_attention_mask([2, 2, 3], 2, full, dep_mode="restrict"), as_bool(MASK_NO_DEP))
 
 
+def test_one_block_leaves_nothing_for_dep_to_open():
+    """With one AR block (n_blocks=1, the no_ar ablation) every noisy token already sees every other, so
+    the mask is the same with and without Dep, in both modes: the dependency graph has no effect."""
+    dep = torch.rand(7, 7, generator=torch.Generator().manual_seed(0)) > 0.5
+    for mode in ("open", "restrict"):
+        with_dep = dat_attention_mask([7], 2, dep, dep_mode=mode)
+        assert torch.equal(with_dep, dat_attention_mask([7], 2, None, dep_mode=mode))
+        assert with_dep[2:, :].all()  # taxa see the conditions and each other
+    # with several blocks the same Dep does change the mask
+    assert not torch.equal(dat_attention_mask([2, 2, 3], 2, dep), dat_attention_mask([2, 2, 3], 2, None))
+
+
 def test_worked_example_c0_is_the_lower_right_submatrix():
     mask = dat_attention_mask([2, 2, 3], n_cond=0, dep=example_dep())
     assert torch.equal(mask, as_bool(MASK_DEP_OPEN)[2:, 2:])

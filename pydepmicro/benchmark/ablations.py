@@ -83,7 +83,8 @@ def _build() -> dict[str, Ablation]:
                   {"dependency": "none"}),
         _denoiser("dep_restrict", "dependency", "Dep filters the cross-block view instead of opening it "
                   "(dep_mode='restrict')", {"dep_mode": "restrict"}),
-        _denoiser("no_ar", "ar", "no autoregression: one block (n_blocks=1)", {"n_blocks": 1}),
+        _denoiser("no_ar", "ar", "no autoregression: one block (n_blocks=1; with one block the dependency "
+                  "mask opens nothing, so Dep is off too)", {"n_blocks": 1}),
     ]
     for alpha in (0.7, 0.8, 0.9, 1.0):
         items.append(_denoiser(f"ar_alpha_{alpha}", "ar_decay", f"AR block-size decay alpha = {alpha}",
