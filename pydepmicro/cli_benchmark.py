@@ -71,6 +71,9 @@ def benchmark(data, out, seeds, first_seed, device, quick, cancers, methods, abl
 
     echo = (lambda *a, **k: None) if quiet else click.echo
     if merge_from:
+        if data is not None or report_only:
+            raise click.UsageError("--merge only merges finished folders and reports them: drop --data / "
+                                   "--report-only (run the benchmark in each folder first)")
         from .benchmark.merge import merge_runs
 
         merged = merge_runs(merge_from, out)

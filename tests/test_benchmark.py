@@ -119,6 +119,9 @@ def test_processes_can_split_the_seeds_and_merge(tmp_path):
     assert not (tmp_path / "m2").exists()
     taken = CliRunner().invoke(cli, ["benchmark", "--out", str(tmp_path / "both"), "--merge", str(tmp_path / "s0")])
     assert taken.exit_code != 0 and "already holds benchmark results" in taken.output
+    both_ways = CliRunner().invoke(cli, ["benchmark", "--data", "example", "--out", str(tmp_path / "m3"), "--merge",
+                                         str(tmp_path / "s0")])
+    assert both_ways.exit_code != 0 and "--merge only merges" in both_ways.output
 
 
 
