@@ -47,9 +47,9 @@ def _items(text: str | None) -> tuple | None:
               help="fit() option (repeatable), e.g. --fit vae_steps=500 --fit dat_steps=800.")
 @click.option("--pretrain-steps", type=click.IntRange(1), help="VAE pretraining steps.  [default: 2000; --quick: 10]")
 @click.option("--no-pretrain", is_flag=True, help="Do not pretrain the VAE on the other datasets.")
-@click.option("--draws", type=click.IntRange(1), help="Draws per sample.  [default: 8; --quick: 2]")
+@click.option("--draws", type=click.IntRange(1), help="Draws per sample.  [default: 5, as impute; --quick: 2]")
 @click.option("--sampler", help="Main sampler (ddim:K, full, fractional:n, adaptive, vae).  "
-                                "[default: ddim:20; --quick: ddim:4]")
+                                "[default: ddim:10, as impute; --quick: ddim:4]")
 @click.option("--max-samples", type=click.IntRange(10), help="Random subset of samples per dataset.")
 @click.option("--p2-lineage", type=click.Choice(["full", "family"]), default="full", show_default=True,
               help="P2 relatives: every ancestor/descendant (BENCHMARK.md) or only family rank and below.")
