@@ -119,8 +119,10 @@ def goals(summary: pd.DataFrame) -> list[dict]:
                 margin = value - target if op == ">=" else target - value
                 ok = not math.isnan(value) and margin >= 0
                 met &= ok
-                parts.append(f"{label} {_fmt(value)} (target {op} {target}: {'met' if ok else 'missed'}, "
-                             f"margin {margin:+.3f})")
+                # a margin that rounds to zero gets the digits that show which side of the target it is on
+                digits = 3 if math.isnan(margin) or abs(margin) >= 0.0005 else 5
+                parts.append(f"{label} {_fmt(value, digits=digits)} (target {op} {target}: {'met' if ok else 'missed'}, "
+                             f"margin {margin:+.{digits}f})")
             out.append(dict(goal="G1 blind P1", data=data, status="met" if met else "missed",
                             text="; ".join(parts)))
         out += [_beat("G2 aware P1 pooled PCC", summary, data, "aware", "p1", "pcc")]
