@@ -103,7 +103,9 @@ def _merge_run_info(folders: list[Path], out: Path, kept: pd.DataFrame) -> None:
         runs += [{**r, "folder": r.get("folder", str(folder))} for r in info.get("runs", [])
                  if not r.get("merged_from")]
         latest = latest or dict(info.get("latest", {}))
-    runs = list({(r.get("date"), r.get("command")): r for r in runs}.values())  # out may be one of the folders
+    # the same run read twice (out may be one of the folders) is listed once; date and command alone
+    # are not enough to tell runs apart (two runs can start in the same second with the same command)
+    runs = list({json.dumps(r, sort_keys=True, default=str): r for r in runs}.values())
     settings = dict(latest.get("settings", {}))
     seeds = sorted(int(s) for s in kept["seed"].unique())
     methods = set(kept["method"])
