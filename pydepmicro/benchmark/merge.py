@@ -71,8 +71,7 @@ def merge_runs(folders, out) -> dict:
             shutil.copyfile(source, target)
     write_csv_atomic(kept.drop(columns="_folder").reset_index(drop=True), out / RESULTS)
     _merge_run_info(folders, out, kept)
-    return dict(rows=len(kept), duplicates=int(dup.sum() - rows[dup].drop_duplicates(subset=key).shape[0]),
-                disagreeing=disagreeing, masks=len(masks))
+    return dict(rows=len(kept), duplicates=len(rows) - len(kept), disagreeing=disagreeing, masks=len(masks))
 
 
 def _merged_masks(folders: list[Path]) -> dict[str, Path]:

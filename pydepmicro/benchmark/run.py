@@ -69,7 +69,7 @@ from ..evaluate import (
 from ..evaluate.baselines import BASELINES
 from ..evaluate.metrics import auroc
 from ..evaluate.masks import _RANK_LEVEL
-from ..model._model import IMPUTE_DRAWS, IMPUTE_SAMPLER
+from ..model._model import DEFAULTS, IMPUTE_DRAWS, IMPUTE_SAMPLER, SPREAD_Z
 from ..table import MicrobiomeTable
 from ..text import metadata_columns
 from ._measure import Meter, process_peak_mb
@@ -387,8 +387,6 @@ def _frozen(d: dict) -> tuple:
 def _overrides(model: dict) -> dict:
     """The hyperparameters of ``model`` that differ from the package defaults, so that equal
     configurations get equal training keys (``ar_alpha_0.9`` is the default decay: not trained twice)."""
-    from ..model._model import DEFAULTS
-
     return {k: v for k, v in model.items() if k not in DEFAULTS or DEFAULTS[k] != v}
 
 
@@ -428,8 +426,6 @@ def _model_estimates(result, fed: MicrobiomeTable, settings: BenchmarkSettings, 
     The model's interval is value +- 1.645 spread on its own log scale (the spread is calibrated at fit
     for that interval, :meth:`~pydepmicro.model.DepMicroDiff.spread_scale`); the draws' quantiles are the
     interval before that calibration (results.csv ``coverage_draws``)."""
-    from ..model._model import SPREAD_Z
-
     base = settings.log_base
     counts = result.table.counts
     left = np.isnan(counts)
