@@ -5,6 +5,7 @@ The model never reads files; everything here takes a :class:`~pydepmicro.table.M
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -119,6 +120,7 @@ def corrupt(
     hide_zeros: bool,
     generator: torch.Generator | None,
     hide_all: float = 0.0,
+    log_base: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training-time masking: returns (y_in, observed_in, changed), all (B, q).
 
@@ -131,6 +133,14 @@ def corrupt(
     generation example, from which the model learns to draw whole samples. Such rows are not
     flagged in ``changed`` (that term of the loss is about imputation); ``observed_in`` is all False
     for them, which is how the trainer recognises them (:func:`generation_rows`).
+
+    ``log_base``: y holds log_base(relative abundance x scale + 1). When given, a dropout takes its
+    reads out of the sample: the sample's other visible entries are scaled up to the reads that are
+    left, as in a real table, where a lost taxon's reads are never counted and the rest is relative to
+    what was read. The targets (y) stay the complete sample's, so the model learns to put a dropout
+    back as its share of the complete sample (:func:`._sampling.assemble` closes the sample again).
+    None: dropped entries are only zeroed, the rest left on the complete sample's scale (models before
+    this option; on TCMA blind masks their imputation fell as the share of the sample lost grew).
     """
     B, q = y.shape
     dev = y.device
@@ -148,7 +158,19 @@ def corrupt(
         hide = hide | (observed & whole)
         changed = changed & ~whole
     y_in = torch.where(hide | drop, torch.zeros_like(y), y)
+    if log_base is not None:
+        y_in = _rescale_after_drop(y, y_in, observed & ~(hide | drop), observed, drop, math.log(log_base))
     return y_in, observed & ~hide, changed
+
+
+def _rescale_after_drop(y, y_in, visible, observed, drop, ln_base: float) -> torch.Tensor:
+    """``y_in`` with each sample's ``visible`` entries scaled by total / (total - dropped), on the
+    linear scale (samples that lost everything are left alone)."""
+    linear = torch.where(observed, torch.expm1(y * ln_base), torch.zeros_like(y))
+    total = linear.sum(1, keepdim=True)
+    left = total - torch.where(drop, linear, torch.zeros_like(y)).sum(1, keepdim=True)
+    factor = torch.where(left > 0, total / left.clamp_min(torch.finfo(y.dtype).tiny), torch.ones_like(total))
+    return torch.where(visible, torch.log1p(linear * factor) / ln_base, y_in)
 
 
 def generation_rows(observed: torch.Tensor, observed_in: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,8 @@ DEPENDENCY_METHODS = ("both", "ftest", "mi", "none")
 # imputation itself), and the lowest share allowed, so that a sample whose observed entries the model
 # judges negligible cannot blow its imputed counts up without bound
 CLOSURE_PASSES = 2
+# pretrain_vae's learning rate (see its docstring for the measurement behind it)
+PRETRAIN_LR = 3e-3
 MIN_OBSERVED_SHARE = 0.05
 
 # fit's calibration of the zeros="auto" threshold (DepMicroDiff._calibrate_dropout): rounds of simulated
@@ -231,7 +233,7 @@ class DepMicroDiff:
         *,
         steps: int = 2000,
         batch_size: int = 64,
-        lr: float = 1e-3,
+        lr: float = PRETRAIN_LR,
         val_fraction: float = 0.1,
         seed: int = 0,
         progress: bool = True,
@@ -240,6 +242,13 @@ class DepMicroDiff:
 
         The vocabulary is the union of their taxa; :meth:`fit` later transfers the weights of the
         taxa the target shares (by taxon id) and fine-tunes. Returns self.
+
+        ``lr`` defaults to :data:`PRETRAIN_LR` (3e-3). At 1e-3 the loss sat on a plateau whose length
+        depended on the seed: after 2000 steps on the TCMA pools the validation loss was 0.33-0.48
+        with seed 0 and 0.56-0.62 with seed 1, and the models fine-tuned from the seed-1 VAEs imputed
+        far worse (blind P1, median per-taxon PCC 0.31-0.70 against 0.83-0.97; on one COAD mask the
+        pretraining seed, not the fit's, decided it). At 3e-3 both seeds left the plateau by step 800
+        and ended at 0.25-0.28 (docs/benchmark/README.md, "Pretraining").
         """
         if isinstance(tables, MicrobiomeTable):
             tables = [tables]
@@ -260,7 +269,8 @@ class DepMicroDiff:
         for y, obs, index, train, _ in datasets:
             vae.init_from_data(y[train], obs[train], index)
         self.precision = resolve_precision(self._precision, self.device)  # torchrun may have moved the device
-        options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, precision=self.precision)
+        options = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, precision=self.precision,
+                               log_base=self.hparams["log_base"])
         start = time.perf_counter()
         try:
             history = train_vae(vae, datasets, options, seed=seed, progress=progress, label="VAE (pretraining)",
@@ -365,7 +375,8 @@ class DepMicroDiff:
         # the VAE sees no generation rows: generating needs no encoding of an empty sample (the condition
         # latent of "nothing observed" only has to be fixed), so its capacity stays on imputation
         vae_opts = TrainOptions(steps=vae_steps, batch_size=batch_size, lr=vae_lr, max_hide=max_hide,
-                                max_drop=max_drop, hide_zeros=hide_zeros, precision=self.precision)
+                                max_drop=max_drop, hide_zeros=hide_zeros, precision=self.precision,
+                                log_base=h["log_base"])
         history = train_vae(vae, [(y, obs, index, train_rows, val_rows)], vae_opts, seed=seed, progress=progress,
                             dist=dist)
 
@@ -388,7 +399,7 @@ class DepMicroDiff:
         module.set_latent_stats(y[train_rows], obs[train_rows])
         dat_opts = TrainOptions(steps=dat_steps, batch_size=batch_size, lr=dat_lr, max_hide=max_hide,
                                 max_drop=max_drop, hide_zeros=hide_zeros, generate_fraction=generate_fraction,
-                                precision=self.precision)
+                                precision=self.precision, log_base=h["log_base"])
         history += train_denoiser(module, y, obs, cond, cond_valid, train_rows, val_rows, self.scheduler(),
                                   dat_opts, seed=seed, progress=progress, dist=dist)
         module.calibrate_generation(y[train_rows], obs[train_rows])
@@ -541,8 +552,11 @@ class DepMicroDiff:
             back with the observed total understate the missing one. With ``closure``, the observed
             shares are scaled so that observed plus imputed sum to the whole, by a fixed point of
             the mean pass (:data:`CLOSURE_PASSES` passes), and imputed counts are written with the
-            completed sample's total. ``False``: relative to the observed entries only, as before
-            this option. It changes nothing for a table without missing entries.
+            completed sample's total. Zeros replaced as dropouts (``zeros`` "auto" or "impute") are
+            closed the same way: the model puts each back as its share of the complete sample, and the
+            observed reads are the rest (models fitted with :attr:`drops_renormalized`). ``False``:
+            relative to the observed entries only, as before this option. It changes nothing for a
+            table without missing entries when no zero is replaced.
         library_size : float or array (n_samples,), optional
             Each sample's total reads, missing entries included, when known (e.g. from the
             sequencing run, or 100 for a table of percentages): the observed share is then known
@@ -585,11 +599,14 @@ class DepMicroDiff:
         est = self._estimates(prep, alignment, cond, cond_valid, schedulers, empty, batch_size, draws=draws,
                               seed=seed, estimate=estimate, keep_draws=keep_draws, progress=progress)
         est["spread"] = est["spread"] * self.spread_scale()
+        close_drops = closure and self.drops_renormalized  # a dropout's reads are in no total, known or not
         result = _sampling.assemble(table, prep, alignment, est, zeros=zeros, threshold=dropout_threshold,
-                                    scale=h["scale"], log_base=h["log_base"], skip=empty)
+                                    scale=h["scale"], log_base=h["log_base"], skip=empty,
+                                    min_observed_share=MIN_OBSERVED_SHARE if close_drops else None)
         result.options.update(draws=draws, sampler=sampler, estimate=estimate, zeros=zeros, dropout_threshold=dropout_threshold,
                               spread_scale=self.spread_scale(),
                               closure=closure and library_size is None, library_size_given=library_size is not None,
+                              dropouts_closed=close_drops,
                               seed=seed, align=align, seconds=round(time.perf_counter() - start, 2),
                               device=str(self.device), precision=self.precision, pydepmicro_version=__version__)
         return result
@@ -701,6 +718,13 @@ class DepMicroDiff:
     def spread_scale(self) -> float:
         """The factor impute multiplies the draws' sd by (1.0 for models saved before the calibration)."""
         return float(self.training.get("fit", {}).get("spread_scale", {}).get("factor", 1.0))
+
+    @property
+    def drops_renormalized(self) -> bool:
+        """Whether fit trained with dropouts taken out of the sample (``_data.corrupt`` ``log_base``), so
+        that impute puts a replaced zero back as its share of the complete sample (False for models
+        saved before)."""
+        return self.training.get("fit", {}).get("vae", {}).get("log_base") is not None
 
     def dropout_threshold(self, estimate: str = "auto") -> float:
         """The presence-probability threshold ``impute(zeros="auto")`` uses by default with ``estimate``:

@@ -324,8 +324,16 @@ def assemble(
     scale: float,
     log_base: float,
     skip: np.ndarray,
+    min_observed_share: float | None = None,
 ) -> ImputationResult:
-    """Apply the zeros policy, keep observed entries, convert back to counts."""
+    """Apply the zeros policy, keep observed entries, convert back to counts.
+
+    ``min_observed_share``: the model puts a replaced zero back as its share of the complete sample
+    (it was trained with dropouts taken out of the sample, :func:`._data.corrupt` ``log_base``), while the
+    observed entries are relative to the reads that were read. The replaced zeros are then rescaled by
+    1 / (1 - their summed share), with that share capped at 1 - ``min_observed_share``, so that observed
+    plus replaced entries form one sample. None: replaced zeros are written as they come (older models).
+    """
     Q = table.n_taxa
     value, spread, prob, abund = (to_table_order(est[k], alignment, Q)
                                   for k in ("value", "spread", "presence_prob", "abundance"))
@@ -343,6 +351,10 @@ def assemble(
         values[replace] = abund[replace]
     else:
         replace = np.zeros_like(zero)
+    if min_observed_share is not None and replace.any():
+        linear = np.expm1(values * np.log(log_base))
+        lost = np.minimum(np.where(replace, linear, 0.0).sum(1, keepdims=True) / scale, 1.0 - min_observed_share)
+        values = np.where(replace, np.log1p(linear / (1.0 - lost)) / np.log(log_base), values)
     imputed = missing | replace
     counts = table.counts.copy()
     library = np.asarray(prep.library_sizes, dtype=float)[:, None]

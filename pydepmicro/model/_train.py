@@ -42,6 +42,9 @@ class TrainOptions:
     # the denoiser, half of them also lose their metadata, so it learns unconditional generation too
     generate_fraction: float = 0.0
     precision: str = "fp32"  # "bf16": forward passes under autocast (_device.autocast)
+    # log base of the values: a dropout then takes its reads out of the sample (_data.corrupt);
+    # None = dropped entries are only zeroed (models before drops_renormalized)
+    log_base: float | None = None
     eval_every: int = 100
     warmup: int = 100
     grad_clip: float = 1.0
@@ -76,10 +79,15 @@ def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
         pos += batch_size
 
 
+def _corrupt(y, observed, options: TrainOptions, generator, generation: bool = True):
+    """:func:`._data.corrupt` as ``options`` say (``generation=False``: no whole samples hidden)."""
+    return corrupt(y, observed, max_hide=options.max_hide, max_drop=options.max_drop, hide_zeros=options.hide_zeros,
+                   generator=generator, hide_all=options.generate_fraction if generation else 0.0,
+                   log_base=options.log_base)
+
+
 def _vae_loss(vae: TaxonVAE, y, observed, index, options: TrainOptions, beta: float, generator) -> dict:
-    y_in, obs_in, changed = corrupt(y, observed, max_hide=options.max_hide, max_drop=options.max_drop,
-                                    hide_zeros=options.hide_zeros, generator=generator,
-                                    hide_all=options.generate_fraction)
+    y_in, obs_in, changed = _corrupt(y, observed, options, generator)
     mu, logvar = vae.encode(y_in, obs_in, index)
     z = vae.reparameterize(mu, logvar, generator=generator) if vae.training else mu
     decoded = vae.decode(z, index)
@@ -165,9 +173,7 @@ def _vae_loss_sharded(step_module, vae: TaxonVAE, y, observed, index, options: T
     sliced. ``loss`` is the rank's share x world size (DDP averages gradients over ranks); the
     returned diagnostics are the global values (summed over ranks).
     """
-    y_in, obs_in, changed = corrupt(y, observed, max_hide=options.max_hide, max_drop=options.max_drop,
-                                    hide_zeros=options.hide_zeros, generator=generator,
-                                    hide_all=options.generate_fraction)
+    y_in, obs_in, changed = _corrupt(y, observed, options, generator)
     B, q = y.shape
     eps = torch.randn((B, q, vae.d_z), generator=generator, device=y.device, dtype=y.dtype)
     part = dist.shard(torch.arange(B, device=y.device))
@@ -249,9 +255,7 @@ def _dat_loss(module: LatentDiffusion, z0, y, obs, cond, cond_valid, scheduler, 
     """Mean denoising loss of a batch: ``z0`` the clean targets' latents, ``y``/``obs`` the samples that
     the training corruption turns into the condition."""
     with torch.no_grad():
-        y_in, obs_in, changed = corrupt(y, obs, max_hide=options.max_hide, max_drop=options.max_drop,
-                                        hide_zeros=options.hide_zeros, generator=generator,
-                                        hide_all=options.generate_fraction)
+        y_in, obs_in, changed = _corrupt(y, obs, options, generator)
         token_cond = module.token_condition(y_in, obs_in)
         cond_valid = _drop_metadata(cond_valid, obs, obs_in, options, generator)
     err = module.diffusion_loss(z0, token_cond, scheduler, cond=cond, cond_valid=cond_valid, generator=generator)
@@ -272,9 +276,7 @@ def _dat_loss_sharded(step_module, module: LatentDiffusion, z0, y, obs, cond, co
     B, q = y.shape
     part = dist.shard(torch.arange(B, device=y.device))
     with torch.no_grad():
-        y_in, obs_in, changed = corrupt(y, obs, max_hide=options.max_hide, max_drop=options.max_drop,
-                                        hide_zeros=options.hide_zeros, generator=generator,
-                                        hide_all=options.generate_fraction)
+        y_in, obs_in, changed = _corrupt(y, obs, options, generator)
         cond_valid = _drop_metadata(cond_valid, obs, obs_in, options, generator)
         z0 = z0[part]
         token_cond = module.token_condition(y_in[part], obs_in[part])
@@ -374,8 +376,7 @@ def _set_residual_scale(module, y, observed, options, seed, n_rounds: int = 4) -
     z0 = module.encode(y, observed)
     z0s, conds = [], []
     for _ in range(n_rounds):
-        y_in, obs_in, _ = corrupt(y, observed, max_hide=options.max_hide, max_drop=options.max_drop,
-                                  hide_zeros=options.hide_zeros, generator=gen)
+        y_in, obs_in, _ = _corrupt(y, observed, options, gen, generation=False)
         z0s.append(z0)
         conds.append(module.token_condition(y_in, obs_in))
     if options.generate_fraction:  # one pass with nothing observed: the generation scale
