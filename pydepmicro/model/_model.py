@@ -248,7 +248,7 @@ class DepMicroDiff:
         with seed 0 and 0.56-0.62 with seed 1, and the models fine-tuned from the seed-1 VAEs imputed
         far worse (blind P1, median per-taxon PCC 0.31-0.70 against 0.83-0.97; on one COAD mask the
         pretraining seed, not the fit's, decided it). At 3e-3 both seeds left the plateau by step 800
-        and ended at 0.25-0.28 (docs/benchmark/README.md, "Pretraining").
+        and ended at 0.25-0.28 (docs/benchmark/README.md, "Pretraining and dropouts").
         """
         if isinstance(tables, MicrobiomeTable):
             tables = [tables]
