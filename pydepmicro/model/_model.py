@@ -47,9 +47,9 @@ DEPENDENCY_METHODS = ("both", "ftest", "mi", "none")
 # imputation itself), and the lowest share allowed, so that a sample whose observed entries the model
 # judges negligible cannot blow its imputed counts up without bound
 CLOSURE_PASSES = 2
+MIN_OBSERVED_SHARE = 0.05
 # pretrain_vae's learning rate (see its docstring for the measurement behind it)
 PRETRAIN_LR = 3e-3
-MIN_OBSERVED_SHARE = 0.05
 
 # fit's calibration of the zeros="auto" threshold (DepMicroDiff._calibrate_dropout): rounds of simulated
 # dropouts on the validation samples, the fewest validation samples used (else the training ones), the
