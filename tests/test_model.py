@@ -177,6 +177,28 @@ def test_calibrated_threshold_maximises_youden_j_on_its_own_dropouts(model, tabl
     assert sorted(set(calls)) == ["mean", "vae"]
 
 
+def test_calibration_scores_the_samples_own_zeros_in_the_samples_as_they_are(model, table, monkeypatch):
+    """A sample's true zeros look more like dropouts once the calibration has taken more of the sample
+    away (here 0.25, near the dropouts' 0.3) than in the sample as impute sees it (0.1). The threshold
+    must separate the dropouts from the latter: between 0.1 and 0.25 (scored in the reduced samples,
+    it would lie between 0.25 and 0.3)."""
+    real = DepMicroDiff.impute
+
+    def fake_impute(self, fed, **kw):
+        result = real(self, fed, **kw)
+        source = np.nan_to_num(table.subset(samples=fed.sample_ids).counts)
+        changed = (np.nan_to_num(fed.counts) != source).any(axis=1, keepdims=True)
+        true_zero_prob = np.where(changed, 0.25, 0.1)
+        result.presence_prob = np.where(fed.counts == 0, np.where(source > 0, 0.3, true_zero_prob), np.nan)
+        return result
+
+    monkeypatch.setattr(DepMicroDiff, "impute", fake_impute)
+    rows = np.flatnonzero(np.nansum(table.counts, axis=1) > 0)
+    out = model._calibrate_dropout(table, rows, max_drop=0.3, seed=0)
+    assert 0.1 < out["vae"] < 0.25 and 0.1 < out["mean"] < 0.25
+    assert out["rounds"] == 16
+
+
 def test_fit_is_repeatable_on_cpu(table, model):
     again = DepMicroDiff(metadata=False, device="cpu", **TINY).fit(table, seed=0, **STEPS)
     for (name, p), (_, q) in zip(model.module.state_dict().items(), again.module.state_dict().items()):
