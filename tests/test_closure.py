@@ -141,6 +141,39 @@ def test_known_library_sizes_replace_the_estimated_share(dominant):
     assert refit.training["fit"]["library_size_given"]
 
 
+def test_a_sample_with_nothing_left_but_a_known_total_is_imputed(dominant):
+    """Every nonzero entry of a sample missing (as in BENCHMARK.md's P2 masks, where a drawn entry hides
+    its whole lineage): without its total the sample is left alone, as a sample without reads is; with
+    the total given, its missing entries are imputed and written with that total."""
+    import warnings
+
+    truth, table, _, model = dominant
+    counts = table.counts.copy()
+    counts[0] = np.where(truth.counts[0] > 0, np.nan, 0.0)  # only true zeros left to see
+    counts[1] = 0.0  # a sample without reads: nothing missing, nothing to impute
+    gone = table.with_counts(counts)
+    totals = np.nansum(truth.counts, axis=1)
+    missing = np.isnan(counts[0])
+    with pytest.warns(UserWarning, match="no observed counts") as caught:
+        alone = model.impute(gone, draws=0, progress=False)
+    assert "2 sample(s)" in str(caught[0].message)
+    assert np.isnan(alone.table.counts[0][missing]).all() and not alone.imputed[0].any()
+    with pytest.warns(UserWarning, match="no observed counts") as caught:
+        known = model.impute(gone, draws=2, sampler="ddim:3", zeros="keep", library_size=totals, progress=False)
+    assert "1 sample(s)" in str(caught[0].message)  # the sample without reads only
+    filled = known.table.counts[0][missing]
+    assert np.isfinite(filled).all() and (filled >= 0).all() and filled.sum() > 0
+    assert known.imputed[0][missing].all() and (known.table.counts[0][~missing] == 0).all()
+    assert (known.table.counts[1] == 0).all() and not known.imputed[1].any()
+    assert filled.sum() <= totals[0] * 1.5  # written with the sample's total, not a made-up one
+    assert np.isfinite(known.spread[0][missing]).all()
+    with warnings.catch_warnings():  # the other samples are imputed as before
+        warnings.simplefilter("ignore")
+        before = model.impute(gone.subset(samples=gone.sample_ids[2:]), draws=2, sampler="ddim:3", zeros="keep",
+                              library_size=totals[2:], progress=False)
+    assert np.allclose(known.table.counts[2:], before.table.counts, equal_nan=True, rtol=1e-5)
+
+
 @pytest.mark.parametrize("bad, match", [
     (lambda t: np.ones(t.n_samples + 1) * 1e6, "values for"),
     (lambda t: np.full(t.n_samples, -1.0), "finite and positive"),

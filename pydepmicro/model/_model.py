@@ -565,6 +565,9 @@ class DepMicroDiff:
             Each sample's total reads, missing entries included, when known (e.g. from the
             sequencing run, or 100 for a table of percentages): the observed share is then known
             rather than estimated, and ``closure`` is not needed. Must be at least the observed total.
+            A sample without observed reads but with missing entries is imputed when its total is
+            given (from what the model learnt of whole samples and from which of its entries are
+            zero); without the total it is left unchanged, as a sample without reads always is.
         """
         self._check_fitted()
         if self.training.get("fit", {}).get("generate_fraction") == 1.0:
@@ -589,6 +592,12 @@ class DepMicroDiff:
         prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"])
         cond, cond_valid = self._condition_tokens(table)
         empty = prep.library_sizes <= 0
+        unseen = np.zeros_like(empty)
+        if library_size is not None:
+            # nothing observed, but the total known (e.g. every nonzero entry of the sample masked): the
+            # missing entries are all the model can go on, so it imputes them from whole samples
+            unseen = empty & np.isnan(table.counts).any(axis=1)
+            empty = empty & ~unseen
         if empty.any():
             warnings.warn(f"{int(empty.sum())} sample(s) have no observed counts and are left unchanged "
                           f"(e.g. {', '.join(map(str, table.sample_ids[empty][:3]))})", stacklevel=2)
@@ -596,6 +605,7 @@ class DepMicroDiff:
         if library_size is not None:
             share = _data.observed_share(table, library_size)
             prep = _data.prepare(table, scale=h["scale"], log_base=h["log_base"], observed_share=share)
+            prep.library_sizes[unseen] = _data.library_sizes(library_size, table.n_samples)[unseen]
         elif closure and np.isnan(table.counts[~empty]).any():
             share = self._observed_shares(table, alignment, cond, cond_valid, schedulers, empty, batch_size,
                                           _sampling.VALUE_PASS[estimate])
