@@ -594,8 +594,8 @@ class DepMicroDiff:
         empty = prep.library_sizes <= 0
         unseen = np.zeros_like(empty)
         if library_size is not None:
-            # nothing observed, but the total known (e.g. every nonzero entry of the sample masked): the
-            # missing entries are all the model can go on, so it imputes them from whole samples
+            # nothing observed but zeros, and the total known (e.g. every nonzero entry masked): the model
+            # imputes the missing entries from which entries are zero and what it learnt of whole samples
             unseen = empty & np.isnan(table.counts).any(axis=1)
             empty = empty & ~unseen
         if empty.any():
