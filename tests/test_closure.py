@@ -161,6 +161,9 @@ def test_a_sample_with_nothing_left_but_a_known_total_is_imputed(dominant):
     with pytest.warns(UserWarning, match="no observed counts") as caught:
         known = model.impute(gone, draws=2, sampler="ddim:3", zeros="keep", library_size=totals, progress=False)
     assert "1 sample(s)" in str(caught[0].message)  # the sample without reads only
+    assert (alone.options["n_samples_unchanged"], alone.options["n_samples_from_total"]) == (2, 0)
+    assert (known.options["n_samples_unchanged"], known.options["n_samples_from_total"]) == (1, 1)
+    assert "1 left unchanged, 1 imputed from their given total" in known.summary()
     filled = known.table.counts[0][missing]
     assert np.isfinite(filled).all() and (filled >= 0).all() and filled.sum() > 0
     assert known.imputed[0][missing].all() and (known.table.counts[0][~missing] == 0).all()

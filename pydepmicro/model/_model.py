@@ -621,6 +621,7 @@ class DepMicroDiff:
                               spread_scale=self.spread_scale(),
                               closure=closure and library_size is None, library_size_given=library_size is not None,
                               dropouts_closed=close_drops,
+                              n_samples_unchanged=int(empty.sum()), n_samples_from_total=int(unseen.sum()),
                               seed=seed, align=align, seconds=round(time.perf_counter() - start, 2),
                               device=str(self.device), precision=self.precision, pydepmicro_version=__version__)
         return result

@@ -94,6 +94,10 @@ class ImputationResult:
             f"  missing entries filled: {self.options.get('n_missing_filled', 0)}; zeros replaced: "
             f"{self.options.get('n_zeros_replaced', 0)} (policy {self.options.get('zeros')})",
         ]
+        unchanged, from_total = self.options.get("n_samples_unchanged", 0), self.options.get("n_samples_from_total", 0)
+        if unchanged or from_total:
+            lines.append(f"  samples without observed reads: {unchanged} left unchanged, {from_total} imputed from "
+                         "their given total alone")
         if zero_prob.size:
             lines.append(f"  zeros judged dropouts (p > {self.options.get('dropout_threshold', 0.5)}): "
                          f"{int((zero_prob > self.options.get('dropout_threshold', 0.5)).sum())} of {zero_prob.size}")
