@@ -39,7 +39,7 @@ from pydepmicro.table import MicrobiomeTable
 def _tiny(**overrides) -> BenchmarkSettings:
     base = dict(max_samples=60, methods=("depmicrodiff", "zeros", "taxon_mean", "taxon_mean_fill_zeros", "knn10",
                                          "knn10_zeros_as_missing"),
-                ablations=("no_pretrain", "no_ar", "sampler_vae"), device="cpu",
+                ablations=("no_pretrain", "no_ar", "sampler_vae", "zeros_impute"), device="cpu",
                 fit=dict(vae_steps=5, dat_steps=5, batch_size=32), pretrain_steps=5)
     base.update(overrides)
     return BenchmarkSettings.quick_preset(**base)
@@ -56,6 +56,7 @@ def test_select_ablations():
     samplers = select_ablations("sampler")
     assert samplers[0] == "estimate_draws" and all(n.startswith("sampler_") for n in samplers[1:])
     assert select_ablations("estimate") == ["estimate_mean", "estimate_draws"]
+    assert select_ablations("zeros") == ["zeros_impute"] and ABLATIONS["zeros_impute"].zeros == "impute"
     assert select_ablations("sparsity_decoder") == []  # known, reported as not available
     assert "sparsity_decoder" in NOT_AVAILABLE
     assert select_ablations("decoder") == ["sparsity_loss", "estimate_mean", "taxonomy_poincare"]
@@ -277,7 +278,8 @@ def test_benchmark_on_example_end_to_end(tmp_path):
     settings = _tiny()
     expected_methods = {"blind": {"depmicrodiff", "zeros", "taxon_mean_fill_zeros", "knn10_zeros_as_missing",
                                   "depmicrodiff/no_pretrain", "depmicrodiff/no_ar", "depmicrodiff/sampler_vae",
-                                  "depmicrodiff/estimate_mean", "depmicrodiff/estimate_draws"},
+                                  "depmicrodiff/estimate_mean", "depmicrodiff/estimate_draws",
+                                  "depmicrodiff/zeros_impute"},
                         "aware": {"depmicrodiff", "zeros", "taxon_mean", "knn10"}}
     for regime in settings.regimes:
         for variant in settings.variants:
@@ -301,6 +303,10 @@ def test_benchmark_on_example_end_to_end(tmp_path):
     assert no_ar.d_pcc_mean == pytest.approx(pair.loc["depmicrodiff/estimate_mean", "pcc"] -
                                              pair.loc["depmicrodiff/no_ar", "pcc"])
     assert abl[abl.ablation == "no_pretrain"].iloc[0].reference == "main"
+    # filling every zero: the same model's estimates, so the drawn entries score at least as filled and
+    # more true zeros are filled than by the sparsity decisions
+    assert pair.loc["depmicrodiff/zeros_impute", "false_fill"] > pair.loc["depmicrodiff", "false_fill"]
+    assert pair.loc["depmicrodiff/zeros_impute", "fit_seconds"] == pair.loc["depmicrodiff", "fit_seconds"]
     # one saved mask per variant and seed, used by every method
     assert sorted(p.name for p in (out / "masks").glob("*.npz")) == ["example-p1-s0.npz", "example-p2-s0.npz"]
     assert frame.groupby(["variant"]).n_drawn.nunique().eq(1).all()
@@ -313,6 +319,15 @@ def test_benchmark_on_example_end_to_end(tmp_path):
     again = run_benchmark("example", out, _tiny(), echo=lambda *a: None, report=False)
     assert time.perf_counter() - start < first
     pd.testing.assert_frame_equal(again.reset_index(drop=True), frame.reset_index(drop=True))
+
+
+def test_a_zeros_ablation_is_not_run_on_known_zeros(tmp_path):
+    """The aware regime's zeros are known true zeros: filling them is no ablation, so it is not run."""
+    frame = run_benchmark("example", tmp_path / "b", _tiny(methods=("depmicrodiff",), ablations=("zeros_impute",),
+                                                           regimes=("aware",), variants=("p1",),
+                                                           ablation_regimes=("aware",)),
+                          echo=lambda *a: None, report=False)
+    assert list(frame.method) == ["depmicrodiff"] and (frame.status == "ok").all()
 
 
 def test_report_only_rewrites(tmp_path):

@@ -3,8 +3,8 @@
 Every ablation is a change to the main DepMicroDiff configuration: constructor hyperparameters
 (``model``), :meth:`~pydepmicro.model.DepMicroDiff.fit` options (``fit``), whether the VAE is
 pretrained on the other datasets (``pretrain``), and :meth:`~pydepmicro.model.DepMicroDiff.impute`
-options (``sampler``, ``estimate``). Sampler and estimate ablations change only the imputation, so
-they reuse the main model's training: their time beside their accuracy is the point.
+options (``sampler``, ``estimate``, ``zeros``). Sampler, estimate and zeros ablations change only the
+imputation, so they reuse the main model's training: their time beside their accuracy is the point.
 
 The main point estimate (``estimate="auto"``) is the VAE's pass: it never runs the denoiser, so the
 denoiser's components (metadata, dependency mask, AR blocks, taxon order, taxonomy embedding) could
@@ -36,7 +36,7 @@ class Ablation:
         Row label; the method column reads ``depmicrodiff/<name>``.
     group : str
         Figure / table group: ``paper`` (the paper's three), ``dependency``, ``ar``, ``ar_decay``,
-        ``order``, ``decoder``, ``sampler``, ``estimate``.
+        ``order``, ``decoder``, ``sampler``, ``zeros``, ``estimate``.
     model, fit : dict
         Hyperparameters / fit options that override the main ones.
     pretrain : bool or None
@@ -45,6 +45,9 @@ class Ablation:
         Imputation sampler (``None``: the main one).
     estimate : str or None
         Imputation point estimate (``None``: the package default, ``"auto"``).
+    zeros : str or None
+        Imputation zeros policy (``None``: the regime's, ``auto`` blind and ``keep`` aware). An ablation
+        with its own policy runs in the blind regime only: the aware regime's zeros are known true zeros.
     reference : str or None
         The ablation whose row this one is compared with (``None``: the main model).
     what : str
@@ -59,6 +62,7 @@ class Ablation:
     pretrain: bool | None = None
     sampler: str | None = None
     estimate: str | None = None
+    zeros: str | None = None
     reference: str | None = None
 
 
@@ -104,6 +108,8 @@ def _build() -> dict[str, Ablation]:
                 else f"sampler {sampler}")
         items.append(Ablation(f"sampler_{label}", "sampler", what + "; point estimate = mean of the draws",
                               sampler=sampler, estimate="draws", reference=DRAWS_REFERENCE))
+    items.append(Ablation("zeros_impute", "zeros", "every zero replaced by the model's estimate (zeros='impute'), "
+                          "as the fill-zeros baselines do: the sparsity decisions off at imputation", zeros="impute"))
     items += [
         Ablation("estimate_mean", "estimate", "every estimate from the denoiser's posterior-mean pass "
                  "(estimate='mean')", estimate="mean"),

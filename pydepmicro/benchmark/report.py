@@ -207,13 +207,16 @@ def _verdict(row) -> str:
     pooled, per_taxon = _direction(row, "pcc"), _direction(row, "per_taxon_pcc")
     if pooled * per_taxon < 0:
         better, worse = ("per-taxon", "pooled") if per_taxon > 0 else ("pooled", "per-taxon")
-        who = "the main estimate" if row.get("group") == "estimate" else "the component"
+        who = {"estimate": "the main estimate", "zeros": "the main zeros policy"}.get(row.get("group"), "the component")
         return f"mixed: {who} raises {better} PCC and lowers {worse} PCC ({count})"
     d = pooled or per_taxon
     moved, still = ("pooled", "per-taxon") if pooled else ("per-taxon", "pooled")
     seeds = f" ({moved} PCC; {still} no clear effect; {count})" if d and not (pooled and per_taxon) else f" ({count})"
     if row.get("group") == "estimate":  # another point estimate of the same model, not a component removed
         return {1: "the main estimate scores higher", -1: "this estimate scores higher than the main one",
+                0: "no clear difference"}[d] + seeds
+    if row.get("group") == "zeros":  # the same estimates, another zeros policy: read false-fill beside it
+        return {1: "the main zeros policy scores higher", -1: "this policy scores higher (false-fill beside it)",
                 0: "no clear difference"}[d] + seeds
     return {1: "component helps", -1: "component hurts: remove or fix", 0: "no clear effect"}[d] + seeds
 

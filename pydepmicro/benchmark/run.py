@@ -378,6 +378,7 @@ class _Job:
     sampler: str
     note: str = ""
     estimate: str = "auto"
+    zeros: str | None = None  # None: the regime's policy
 
     @property
     def train_key(self) -> tuple:
@@ -410,9 +411,10 @@ def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool,
         if not has_metadata and changed.get("metadata") is False:
             changed = dict(model)  # no metadata to leave out
         job = _Job(f"{MODEL}/{name}", "ablation", _frozen(_overrides(changed)), _frozen({**settings.fit, **a.fit}),
-                   pretrain, a.sampler or settings.sampler, estimate=a.estimate or main.estimate)
+                   pretrain, a.sampler or settings.sampler, estimate=a.estimate or main.estimate, zeros=a.zeros)
         ref = jobs.get(f"{MODEL}/{a.reference}" if a.reference else MODEL)
-        if ref is not None and (job.train_key, job.sampler, job.estimate) == (ref.train_key, ref.sampler, ref.estimate):
+        if ref is not None and ((job.train_key, job.sampler, job.estimate, job.zeros)
+                                == (ref.train_key, ref.sampler, ref.estimate, ref.zeros)):
             what = "the main model" if ref is main else ref.method.removeprefix(f"{MODEL}/")
             job = replace(job, note=f"same configuration as {what} (numbers repeated)")
         jobs[job.method] = job
@@ -632,7 +634,9 @@ def _run_baselines(ctx: dict, settings: BenchmarkSettings, store: ResultStore, e
 
 
 def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, echo) -> None:
-    pending = [j for j in jobs if not store.done(ctx["data"], ctx["regime"], ctx["variant"], j.method, ctx["seed"])]
+    # an ablation of the zeros policy is blind-only: the aware regime's zeros are known true zeros
+    pending = [j for j in jobs if not store.done(ctx["data"], ctx["regime"], ctx["variant"], j.method, ctx["seed"])
+               and not (j.zeros and ctx["regime"] == "aware")]
     if not pending:
         return
     truth, x = masked_log_inputs(ctx["table"], ctx["mask"], ctx["regime"], base=settings.log_base)
@@ -677,11 +681,12 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
         done_samplers: dict = {}
         for job in group:
             try:
-                if (job.sampler, job.estimate) not in done_samplers:
+                how = (job.sampler, job.estimate, job.zeros or zeros)
+                if how not in done_samplers:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         with Meter(model.device) as imp_m:
-                            result = model.impute(fed, draws=settings.draws, sampler=job.sampler, zeros=zeros,
+                            result = model.impute(fed, draws=settings.draws, sampler=job.sampler, zeros=how[2],
                                                   estimate=job.estimate, seed=ctx["seed"], keep_draws=True,
                                                   progress=False, **known)
                     est, (lower, upper), drawn, presence, _ = _model_estimates(result, fed, settings, scale)
@@ -693,8 +698,8 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
                     left = int(mask.drawn[~(np.nansum(fed.counts, axis=1) > 0)].sum())
                     true_zero = ~np.isnan(truth) & ~mask.hidden & (np.nan_to_num(truth) == 0)
                     metrics["presence_auroc"] = auroc(presence[mask.drawn], presence[true_zero])
-                    done_samplers[job.sampler, job.estimate] = (est, metrics, imp_m, left)
-                est, metrics, imp_m, left = done_samplers[job.sampler, job.estimate]
+                    done_samplers[how] = (est, metrics, imp_m, left)
+                est, metrics, imp_m, left = done_samplers[how]
             except Exception as exc:
                 store.add(_failed(ctx, job.method, job.kind, exc))
                 echo(f"  {label} {job.method}: imputation FAILED {type(exc).__name__}: {exc}")
