@@ -35,8 +35,8 @@ def _items(text: str | None) -> tuple | None:
               help="Tiny model, one seed, one dataset, 80 samples, two ablations: checks the path in seconds.")
 @click.option("--cancers", help="Evaluated TCMA datasets, comma-separated.  [default: coad,stad,hnsc; --quick: coad]")
 @click.option("--methods", help="depmicrodiff and/or baseline names, comma-separated.  [default: all]")
-@click.option("--ablations", help="all, none, groups (paper, dependency, ar, ar_decay, order, sampler) or "
-                                  "names.  [default: all; --quick: no_ar,sampler_vae]")
+@click.option("--ablations", help="all, none, groups (paper, dependency, ar, ar_decay, order, decoder, sampler, "
+                                  "zeros, estimate) or names.  [default: all; --quick: no_ar,sampler_vae]")
 @click.option("--regimes", default="blind,aware", show_default=True)
 @click.option("--variants", default="p1,p2", show_default=True, help="Mask variants.")
 @click.option("--ablation-regimes", default="blind", show_default=True, help="Regimes the ablations run in.")

@@ -65,6 +65,13 @@ def test_select_ablations():
         select_ablations("no_such_thing")
 
 
+def test_the_help_names_every_ablation_group():
+    from pydepmicro.benchmark.ablations import GROUPS
+
+    text = " ".join(CliRunner().invoke(cli, ["benchmark", "--help"], terminal_width=200).output.split())
+    assert all(group in text.split("groups (")[1].split(")")[0] for group in GROUPS), GROUPS
+
+
 def test_settings_are_checked():
     with pytest.raises(InvalidOptionError, match="method"):
         BenchmarkSettings(methods=("nope",)).check()
