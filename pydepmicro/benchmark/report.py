@@ -212,13 +212,18 @@ def _verdict(row) -> str:
     d = pooled or per_taxon
     moved, still = ("pooled", "per-taxon") if pooled else ("per-taxon", "pooled")
     seeds = f" ({moved} PCC; {still} no clear effect; {count})" if d and not (pooled and per_taxon) else f" ({count})"
-    if row.get("group") == "estimate":  # another point estimate of the same model, not a component removed
-        return {1: "the main estimate scores higher", -1: "this estimate scores higher than the main one",
-                0: "no clear difference"}[d] + seeds
-    if row.get("group") == "zeros":  # the same estimates, another zeros policy: read false-fill beside it
-        return {1: "the main zeros policy scores higher", -1: "this policy scores higher (false-fill beside it)",
-                0: "no clear difference"}[d] + seeds
-    return {1: "component helps", -1: "component hurts: remove or fix", 0: "no clear effect"}[d] + seeds
+    return _VERDICTS.get(row.get("group"), _VERDICTS[None])[d] + seeds
+
+
+#: verdict phrases by ablation group (by the sign of the paired difference); "estimate" and "zeros" rows
+#: are the same model imputing another way, not a component removed
+_VERDICTS = {
+    None: {1: "component helps", -1: "component hurts: remove or fix", 0: "no clear effect"},
+    "estimate": {1: "the main estimate scores higher", -1: "this estimate scores higher than the main one",
+                 0: "no clear difference"},
+    "zeros": {1: "the main zeros policy scores higher", -1: "this policy scores higher (false-fill beside it)",
+              0: "no clear difference"},
+}
 
 
 PAPER_ABLATIONS = ("no_pretrain", "no_metadata", "no_dependency")

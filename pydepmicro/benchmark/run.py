@@ -681,12 +681,13 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
         done_samplers: dict = {}
         for job in group:
             try:
-                how = (job.sampler, job.estimate, job.zeros or zeros)
+                policy = job.zeros or zeros
+                how = (job.sampler, job.estimate, policy)
                 if how not in done_samplers:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         with Meter(model.device) as imp_m:
-                            result = model.impute(fed, draws=settings.draws, sampler=job.sampler, zeros=how[2],
+                            result = model.impute(fed, draws=settings.draws, sampler=job.sampler, zeros=policy,
                                                   estimate=job.estimate, seed=ctx["seed"], keep_draws=True,
                                                   progress=False, **known)
                     est, (lower, upper), drawn, presence, _ = _model_estimates(result, fed, settings, scale)
