@@ -3,7 +3,7 @@
 Usage (from the repository root; OMP_NUM_THREADS=1 recommended):
 
     python inst/scripts/eval_generation.py [--tcma ../shared/data/tcma] [--datasets simulated,coad,stad]
-        [--seeds 3] [--generators copula,depmicro,depmicro-meta] [--vae-steps 2000] [--dat-steps 1000]
+        [--seeds 3] [--first-seed 0] [--generators copula,depmicro,depmicro-meta] [--vae-steps 2000] [--dat-steps 1000]
         [--sampler ddim:50] [--permutations 199] [--holdout] [--out /tmp/generation] [key=value ...]
     python inst/scripts/eval_generation.py --merge RUN1 RUN2 --out DIR [the runs' settings]
 
@@ -147,6 +147,8 @@ def main() -> None:
     ap.add_argument("--datasets", default="simulated,coad,stad")
     ap.add_argument("--generators", default="copula,depmicro,depmicro-meta")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds FIRST .. FIRST+SEEDS-1 (to split seeds over processes; --merge joins them)")
     ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--dat-steps", type=int, default=1000)
     ap.add_argument("--sampler", default="ddim:50")
@@ -179,7 +181,7 @@ def main() -> None:
     have = {tuple(str(r[k]) for k in KEY) for r in rows}
     for name in names:
         real, taxonomy = _load(name, root)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             protocols = (["in-sample"] + (["held-out"] if args.holdout else [])
                          + (["reads-only"] if args.reads_only else []))
             for protocol in protocols:
