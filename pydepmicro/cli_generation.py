@@ -126,13 +126,16 @@ def simulate_copula(real_path, n_samples, output_path, fmt, to_fmt, seed, round_
               help="Read depth of every sample (default: drawn from the training table's depths).")
 @click.option("--empty-fraction", type=click.FloatRange(0, 1, max_open=True),
               help="Share of samples drawn empty, without reads (default: the training table's share; 0: none).")
+@click.option("--guidance", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="With --meta: classifier-free guidance; above 1 strengthens the metadata's effect on the samples "
+                   "(twice the sampling time), 0 ignores it.")
 @run_options
 @click.option("--batch-size", default=512, show_default=True, type=click.IntRange(1),
               help="Samples per forward pass: bounds memory.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(model_dir, n_samples, meta, output_path, to_fmt, sampler, library_size, empty_fraction, seed, device,
-             precision, batch_size, force, quiet):
+def generate(model_dir, n_samples, meta, output_path, to_fmt, sampler, library_size, empty_fraction, guidance, seed,
+             device, precision, batch_size, force, quiet):
     """Draw synthetic samples from a trained model (conditioned on --meta when given).
 
     Presence of each taxon is sampled (0/1) by the model's sparsity-preserving decoder, so the synthetic
@@ -147,6 +150,9 @@ def generate(model_dir, n_samples, meta, output_path, to_fmt, sampler, library_s
     parse_sampler(sampler)
     if n_samples is None and meta is None:
         raise InvalidOptionError("say how many samples to generate", hint="give -n N, or --meta with one row per sample")
+    if guidance != 1.0 and meta is None:
+        raise InvalidOptionError("--guidance needs --meta (it strengthens the metadata's effect)",
+                                 hint="give --meta, or leave --guidance at 1")
     fmt_out, paths = output_paths(output_path, to_fmt)
     check_writable(paths, force=force)  # before any work
     model = DepMicroDiff.load(model_dir, device=device, precision=precision)
@@ -155,9 +161,11 @@ def generate(model_dir, n_samples, meta, output_path, to_fmt, sampler, library_s
                                  hint=f"train a model first: depmicro train TABLE --pretrained {model_dir} -o MODEL")
     frame = None if meta is None else read_metadata(meta)
     synth = model.generate(n_samples, meta=frame, sampler=sampler, library_size=library_size,
-                           empty_fraction=empty_fraction, seed=seed, batch_size=batch_size, progress=not quiet)
+                           empty_fraction=empty_fraction, seed=seed, batch_size=batch_size, progress=not quiet,
+                           guidance=guidance)
     written = write_table(synth, output_path, fmt_out, force=force)
     kind = "conditioned on " + meta if frame is not None and model.metadata_columns else "unconditional"
+    kind += f", guidance {guidance:g}" if guidance != 1.0 else ""
     n_empty = int((synth.counts.sum(1) == 0).sum())
     empty = (f", {n_empty} of them empty as in the training table (--empty-fraction 0: none)"
              if n_empty and empty_fraction is None else "")

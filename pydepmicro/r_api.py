@@ -310,15 +310,15 @@ def generate(model, n=None, meta=None, meta_na=None, meta_ids=None, library_size
 
     ``model`` is a trained model or its folder; ``meta`` (columns, NA masks, row ids), when given,
     conditions one sample on each row and names the samples; ``options``: ``sampler``,
-    ``batch_size``, ``empty_fraction``, ``device``. Returns ``counts`` (n_samples x n_taxa), ``sample_ids``,
+    ``batch_size``, ``empty_fraction``, ``guidance``, ``device``. Returns ``counts`` (n_samples x n_taxa), ``sample_ids``,
     ``taxa_ids``, ``conditional`` and ``seconds``.
     """
     opts = _options(options)
     device = opts.pop("device", "auto")
-    unknown = sorted(set(opts) - {"sampler", "batch_size", "empty_fraction"})
+    unknown = sorted(set(opts) - {"sampler", "batch_size", "empty_fraction", "guidance"})
     if unknown:
         raise InvalidOptionError(f"unknown option(s) for generate: {', '.join(unknown)}",
-                                 hint="use sampler, batch_size and empty_fraction")
+                                 hint="use sampler, batch_size, empty_fraction and guidance")
     resolved = _resolve_model(model, device)
     meta_frame = _meta(meta, meta_na, meta_ids)
     count = None if n is None else int(_option_value(n))

@@ -301,6 +301,17 @@ def test_conditional_generation_follows_metadata_rows(table, tiny_model_dir):
         model.generate(meta=meta.drop(columns=[model.metadata_columns[0]]), progress=False)
     with pytest.raises(InvalidValueError, match="no rows"):
         model.generate(meta=meta.iloc[:0], progress=False)
+    # classifier-free guidance: 0 is the unconditional draw (same stream), 1 the plain conditional one
+    # (the default), above 1 moves the samples further along the metadata's effect
+    free = model.generate(meta=meta, seed=0, progress=False, guidance=0.0).counts
+    np.testing.assert_array_equal(free, unconditional)
+    np.testing.assert_array_equal(model.generate(meta=meta, seed=0, progress=False, guidance=1.0).counts, synth.counts)
+    strong = model.generate(meta=meta, seed=0, progress=False, guidance=4.0).counts
+    assert not np.array_equal(strong, synth.counts)
+    with pytest.raises(InvalidOptionError, match="guidance needs metadata"):
+        model.generate(7, seed=0, progress=False, guidance=2.0)
+    with pytest.raises(InvalidOptionError, match="guidance"):
+        model.generate(meta=meta, progress=False, guidance=-1.0)
 
 
 # ---------------------------------------------------------------------- depmicro generate
@@ -344,6 +355,13 @@ def test_cli_generate_with_metadata_file_and_biom_output(table, tiny_model_dir, 
     assert "conditioned on" in res.output
     back = read_table(out)
     assert list(back.sample_ids) == [str(i) for i in meta.index]
+    guided = CliRunner().invoke(cli, ["generate", "--model", str(tmp_path / "m"), "--meta", str(tmp_path / "meta.csv"),
+                                      "-o", str(tmp_path / "g.tsv"), "--quiet", "--guidance", "3"])
+    assert guided.exit_code == 0, guided.output
+    assert "guidance 3" in guided.output
+    lost = CliRunner().invoke(cli, ["generate", "--model", str(tmp_path / "m"), "-n", "4", "-o", str(tmp_path / "l.tsv"),
+                                    "--guidance", "3"])
+    assert lost.exit_code != 0 and "--meta" in lost.output and not (tmp_path / "l.tsv").exists()
 
 
 def test_generated_table_feeds_the_evaluation(model, table, tmp_path):

@@ -781,6 +781,7 @@ class DepMicroDiff:
         seed: int = 0,
         batch_size: int = 512,
         progress: bool = True,
+        guidance: float = 1.0,
     ) -> MicrobiomeTable:
         """Draw synthetic samples: a table of counts (n samples x the model's taxa).
 
@@ -808,8 +809,17 @@ class DepMicroDiff:
             samples are the ones ``empty_fraction=0`` gives with the same seed.
         seed : int
             Same model, arguments and seed give the same table on the CPU.
+        guidance : float >= 0
+            Classifier-free guidance on ``meta`` (:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.sample`):
+            1 = plain conditioning (default), above 1 amplifies the metadata's effect at twice the
+            sampling time, 0 ignores it. Only with ``meta``.
         """
         self._check_fitted()
+        check_number("guidance", guidance, 0.0)
+        if float(guidance) != 1.0 and (meta is None or not self.metadata_columns):
+            raise InvalidOptionError("guidance needs metadata to guide by: conditional generation (meta=) "
+                                     "from a model trained with metadata",
+                                     hint="give meta (--meta), or leave guidance at 1")
         if not self.training.get("fit", {}).get("generate_fraction"):
             raise InvalidValueError("this model was trained without generation examples, so it cannot generate",
                                     hint="train it again: fit(..., generate_fraction=0.1), the default since pydepmicro 0.2 "
@@ -831,7 +841,7 @@ class DepMicroDiff:
                                      hint="leave out the metadata (--meta / meta=)")
         drawn = _sampling.draw_samples(self.module, n, cond, cond_valid, schedulers, seed=seed,
                                        batch_size=batch_size, device=self.device, progress=progress,
-                                       precision=self.precision)
+                                       precision=self.precision, guidance=float(guidance))
         h = self.hparams
         depths = given_depths if given_depths is not None else \
             self._drawn_library_sizes(seed, richness=_sampling.richness(drawn))

@@ -388,13 +388,15 @@ def draw_samples(
     device: torch.device,
     progress: bool,
     precision: str = "fp32",
+    guidance: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Draw ``n`` whole samples (nothing observed); arrays (n, q) in model taxon order.
 
     Keys: ``present`` (hard 0/1 presence mask, Bernoulli(presence_prob) drawn by the decoder, with
     the calibrated presence logits), ``abundance`` (log-scale value when present: the decoder's value
     plus N(0, abundance_sd^2) noise, the likelihood's scatter) and ``presence_prob``. ``cond`` (n, c, dim) with
-    ``cond_valid`` (n, c) conditions each sample on its metadata; invalid tokens are ignored.
+    ``cond_valid`` (n, c) conditions each sample on its metadata; invalid tokens are ignored;
+    ``guidance`` as in :meth:`~pydepmicro.nn.diffusion.LatentDiffusion.sample`.
     """
     module.eval()
     q = module.q
@@ -410,7 +412,7 @@ def draw_samples(
         if cond is not None:
             c, cv = cond[idx].to(device), cond_valid[idx].to(device)
         with autocast(torch.device(device), precision):
-            z = module.sample(tc, schedulers, cond=c, cond_valid=cv, generator=gen)
+            z = module.sample(tc, schedulers, cond=c, cond_valid=cv, generator=gen, guidance=guidance)
             dec = module.decode(z, presence="sample", generator=gen, calibrated=True)
         noise = torch.randn(dec["abundance"].shape, generator=gen, device=device) * module.abundance_sd
         out["present"][idx] = dec["presence_mask"].double().cpu().numpy()

@@ -305,9 +305,15 @@ class LatentDiffusion(nn.Module):
         cond: torch.Tensor | None = None,
         cond_valid: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        guidance: float = 1.0,
     ) -> torch.Tensor:
         """Draw clean standardised latents (B, q, d_z), table order, block by block (AR); the blocks
         are generated in the diffusion's target space (see ``target``) and mapped back at the end.
+
+        ``guidance`` w: classifier-free guidance on the metadata tokens. Each step also predicts with
+        every metadata token masked out (as in training's metadata dropout) and uses
+        ``uncond + w * (cond - uncond)``: 1 = the conditional prediction alone (the default, one pass),
+        0 = unconditional, above 1 the metadata's effect amplified (two passes per step).
 
         ``schedulers[k]`` holds the timestep set of block k (``set_timesteps`` already called).
         Block k is denoised over a sequence cut after block k: tokens of later blocks cannot reach
@@ -319,10 +325,12 @@ class LatentDiffusion(nn.Module):
         tc_ar = self.to_ar(token_cond)
         n_cond = 0 if cond is None else cond.shape[1]
         out = torch.zeros(B, self.q, self.d_z, device=device, dtype=token_cond.dtype)
+        guided = bool(n_cond) and cond_valid is not None and float(guidance) != 1.0 and bool(cond_valid.any())
         start = 0
         for k, size in enumerate(self.block_sizes):
             end = start + size
             mask = self.attention_mask(k + 1, n_cond, cond_valid if n_cond else None)
+            mask_free = self.attention_mask(k + 1, n_cond, torch.zeros_like(cond_valid)) if guided else None
             sched = schedulers[k]
             z = torch.randn(B, size, self.d_z, generator=generator, device=device, dtype=out.dtype)
             done = out[:, :start]
@@ -332,11 +340,12 @@ class LatentDiffusion(nn.Module):
                     z_in = torch.cat([sched.add_noise(done, noise, t), z], dim=1)
                 else:
                     z_in = z
-                pred = self.dat(
-                    z_in, t, block_sizes=self.block_sizes[: k + 1], z_clean=done if start else None,
-                    cond=cond if n_cond else None, taxon_index=self.ar_perm[:end],
-                    token_cond=tc_ar[:, :end], attn_mask=mask,
-                )
+                args = dict(block_sizes=self.block_sizes[: k + 1], z_clean=done if start else None,
+                            cond=cond if n_cond else None, taxon_index=self.ar_perm[:end], token_cond=tc_ar[:, :end])
+                pred = self.dat(z_in, t, attn_mask=mask, **args)
+                if guided:
+                    free = self.dat(z_in, t, attn_mask=mask_free, **args)
+                    pred = free + float(guidance) * (pred - free)
                 z = sched.step(pred[:, start:end], t, z, generator=generator).prev_sample
             out[:, start:end] = z
             start = end
