@@ -381,3 +381,16 @@ def test_every_ablation_is_a_valid_model_configuration():
         DepMicroDiff(device="cpu", **ablation.model)
         if ablation.sampler is not None:
             assert ablation.sampler.split(":")[0] in ("ddim", "full", "fractional", "adaptive", "vae")
+
+
+def test_ablation_figures_pair_the_main_model_with_the_ablations_masks_only():
+    from pydepmicro.benchmark.figures import _ablation_rows
+
+    base = dict(data="coad", regime="blind", variant="p1")
+    rows = [dict(base, method="depmicrodiff", seed=s, pcc=0.9 + s / 100) for s in range(5)]
+    rows += [dict(base, method="depmicrodiff/sampler_vae", seed=0, pcc=0.8),
+             dict(base, method="depmicrodiff", seed=0, data="stad", pcc=0.5)]
+    picked = _ablation_rows(pd.DataFrame(rows), ("sampler",))
+    main = picked[picked.method == "depmicrodiff"]
+    assert list(main.seed) == [0] and list(main.data) == ["coad"]  # seeds 1-4 and STAD have no sampler row
+    assert "depmicrodiff/sampler_vae" in set(picked.method)

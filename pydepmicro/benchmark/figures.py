@@ -11,12 +11,14 @@ A figure without data is not drawn. Returns the file names written.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .ablations import ABLATIONS, with_references
+from ..model._model import DEFAULTS
+from .ablations import ABLATIONS, DENOISER_REFERENCE, with_references
 
 MODEL = "depmicrodiff"
 
@@ -118,8 +120,10 @@ def _ablation_rows(ok: pd.DataFrame, groups) -> pd.DataFrame:
     abl = ok[ok.method.isin(names)]
     if abl.empty:
         return abl
-    settings = set(zip(abl.data, abl.regime, abl.variant))
-    same = np.array([s in settings for s in zip(ok.data, ok.regime, ok.variant)], dtype=bool)
+    # the main rows of the same masks only (data, regime, variant and seed), so that a figure pairs like
+    # with like when the main model ran on more seeds than the ablations
+    settings = set(zip(abl.data, abl.regime, abl.variant, abl.seed))
+    same = np.array([s in settings for s in zip(ok.data, ok.regime, ok.variant, ok.seed)], dtype=bool)
     main = ok[(ok.method == MODEL).to_numpy() & same]
     return pd.concat([main, abl])
 
@@ -153,6 +157,14 @@ def _ar_decay(plt, out, ok, made) -> None:
     if rows.empty:
         return
     rows = rows.assign(alpha=rows.method.str.removeprefix(f"{MODEL}/ar_alpha_").astype(float))
+    # the reference (the run's own alpha, the denoiser's estimate) on the same masks is a point of the curve
+    masks = set(zip(rows.data, rows.regime, rows.variant, rows.seed))
+    ref = ok[(ok.method == f"{MODEL}/{DENOISER_REFERENCE}").to_numpy()
+             & np.array([m in masks for m in zip(ok.data, ok.regime, ok.variant, ok.seed)], dtype=bool)]
+    if not ref.empty:
+        own = [json.loads(c).get("ar_alpha", DEFAULTS["ar_alpha"]) if isinstance(c, str) and c.startswith("{")
+               else DEFAULTS["ar_alpha"] for c in ref.get("config", pd.Series("{}", index=ref.index))]
+        rows = pd.concat([rows, ref.assign(alpha=np.asarray(own, dtype=float))])
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for data, g in rows.groupby("data", sort=False):
         s = g.groupby("alpha")["pcc"].agg(["mean", "std"]).sort_index()
