@@ -189,6 +189,21 @@ def test_store_resumes_and_replaces(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
 
 
+def test_store_reads_and_keeps_a_compressed_per_taxon_file(tmp_path):
+    # committed report folders keep per_taxon.csv gzipped (the repository takes no file over 2 MB)
+    row = dict(data="d", regime="blind", variant="p1", method="m", seed=0, kind="baseline", status="ok", pcc=0.5)
+    taxa = pd.DataFrame(dict(data="d", regime="blind", variant="p1", method="m", seed=0, taxon=["t1", "t2"],
+                             pcc=[0.1, 0.2]))
+    ResultStore(tmp_path).add(row, taxa)
+    pd.read_csv(tmp_path / "per_taxon.csv").to_csv(tmp_path / "per_taxon.csv.gz", index=False)
+    (tmp_path / "per_taxon.csv").unlink()
+    store = ResultStore(tmp_path)
+    assert list(store.taxon_rows.taxon) == ["t1", "t2"]
+    store.add({**row, "method": "n"}, taxa.assign(method="n"))
+    assert not (tmp_path / "per_taxon.csv").exists()
+    assert len(pd.read_csv(tmp_path / "per_taxon.csv.gz")) == 4
+
+
 def test_meter_measures_time():
     with Meter() as m:
         time.sleep(0.05)

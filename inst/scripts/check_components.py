@@ -41,6 +41,7 @@ from pydepmicro.cli_model import parse_value
 from pydepmicro.datasets import simulate
 from pydepmicro.evaluate import baselines_for, draw_mask, imputation_metrics, masked_log_inputs
 from pydepmicro.model import _FIT_OPTIONS, DepMicroDiff
+from pydepmicro.transforms import preprocess
 
 #: name -> model options changed from the defaults
 CONFIGS = {"default": {}, "no_metadata": {"metadata": False}, "no_dependency": {"dependency": "none"},
@@ -49,9 +50,8 @@ KEEP = ("pcc", "per_taxon_pcc", "per_sample_pcc", "rmse")
 
 
 def _log_relative(counts: np.ndarray) -> np.ndarray:
-    counts = np.nan_to_num(counts)
-    totals = np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
-    return np.log1p(100.0 * counts / totals)
+    """The benchmark's log scale (natural log of relative abundance x 100, plus 1); empty samples stay 0."""
+    return preprocess(np.nan_to_num(counts), base=np.e)
 
 
 def _tumour_auroc(real, synthetic) -> tuple[float, float]:

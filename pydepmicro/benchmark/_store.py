@@ -1,4 +1,4 @@
-"""The resumable result files of a benchmark folder: results.csv and per_taxon.csv.
+"""The resumable result files of a benchmark folder: results.csv and per_taxon.csv (or .csv.gz).
 
 A row is keyed by (data, regime, variant, method, seed). Rows with ``status == "ok"`` are never
 recomputed; failed rows are retried on the next run. Every write replaces the whole file through
@@ -30,13 +30,20 @@ RESULTS = "results.csv"
 PER_TAXON = "per_taxon.csv"
 
 
+def per_taxon_path(folder) -> Path:
+    """A folder's per-taxon file: per_taxon.csv, or per_taxon.csv.gz where a committed copy was compressed."""
+    plain = Path(folder) / PER_TAXON
+    packed = plain.with_name(PER_TAXON + ".gz")
+    return packed if packed.is_file() and not plain.is_file() else plain
+
+
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``frame`` to ``path`` via a temporary file in the same folder and a rename (gzip for ``.gz``)."""
     path = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.csv", dir=path.parent)
     os.close(fd)
     try:
-        frame.to_csv(name, index=False)
+        frame.to_csv(name, index=False, compression="gzip" if path.suffix == ".gz" else None)
         os.replace(name, path)
     finally:
         if os.path.exists(name):
@@ -65,7 +72,7 @@ class ResultStore:
     def __init__(self, folder):
         self.folder = Path(folder)
         self.path = self.folder / RESULTS
-        self.taxon_path = self.folder / PER_TAXON
+        self.taxon_path = per_taxon_path(self.folder)
         self.rows: list[dict] = []
         self.taxon_rows = pd.DataFrame()
         if self.path.is_file() and self.path.stat().st_size:

@@ -120,12 +120,15 @@ def _ablation_rows(ok: pd.DataFrame, groups) -> pd.DataFrame:
     abl = ok[ok.method.isin(names)]
     if abl.empty:
         return abl
-    # the main rows of the same masks only (data, regime, variant and seed), so that a figure pairs like
-    # with like when the main model ran on more seeds than the ablations
-    settings = set(zip(abl.data, abl.regime, abl.variant, abl.seed))
-    same = np.array([s in settings for s in zip(ok.data, ok.regime, ok.variant, ok.seed)], dtype=bool)
-    main = ok[(ok.method == MODEL).to_numpy() & same]
-    return pd.concat([main, abl])
+    # the main rows of the same masks only, so that a figure pairs like with like when the main model ran
+    # on more seeds than the ablations
+    return pd.concat([_on_masks_of(ok[ok.method == MODEL], abl), abl])
+
+
+def _on_masks_of(rows: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """The ``rows`` scored on a mask (data, regime, variant, seed) that ``other`` has rows for."""
+    masks = set(zip(other.data, other.regime, other.variant, other.seed))
+    return rows[np.array([m in masks for m in zip(rows.data, rows.regime, rows.variant, rows.seed)], dtype=bool)]
 
 
 def _ablation_bars(plt, out, ok, made) -> None:
@@ -152,19 +155,21 @@ def _ablation_bars(plt, out, ok, made) -> None:
     _save(fig, out, "fig7_ablation_bars.png", made)
 
 
+def _run_alpha(config) -> float:
+    """The AR decay of a run's model: its ``ar_alpha`` setting (results.csv's config, JSON), else the default."""
+    settings = json.loads(config) if isinstance(config, str) and config.startswith("{") else {}
+    return float(settings.get("ar_alpha", DEFAULTS["ar_alpha"]))
+
+
 def _ar_decay(plt, out, ok, made) -> None:
     rows = ok[ok.method.str.startswith(f"{MODEL}/ar_alpha_")]
     if rows.empty:
         return
     rows = rows.assign(alpha=rows.method.str.removeprefix(f"{MODEL}/ar_alpha_").astype(float))
-    # the reference (the run's own alpha, the denoiser's estimate) on the same masks is a point of the curve
-    masks = set(zip(rows.data, rows.regime, rows.variant, rows.seed))
-    ref = ok[(ok.method == f"{MODEL}/{DENOISER_REFERENCE}").to_numpy()
-             & np.array([m in masks for m in zip(ok.data, ok.regime, ok.variant, ok.seed)], dtype=bool)]
-    if not ref.empty:
-        own = [json.loads(c).get("ar_alpha", DEFAULTS["ar_alpha"]) if isinstance(c, str) and c.startswith("{")
-               else DEFAULTS["ar_alpha"] for c in ref.get("config", pd.Series("{}", index=ref.index))]
-        rows = pd.concat([rows, ref.assign(alpha=np.asarray(own, dtype=float))])
+    # the reference (the denoiser's estimate at the run's own alpha) on the same masks is a point of the curve
+    ref = _on_masks_of(ok[ok.method == f"{MODEL}/{DENOISER_REFERENCE}"], rows)
+    ref = ref.assign(alpha=[_run_alpha(c) for c in ref.get("config", [None] * len(ref))])
+    rows = pd.concat([rows, ref])
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for data, g in rows.groupby("data", sort=False):
         s = g.groupby("alpha")["pcc"].agg(["mean", "std"]).sort_index()

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import InputFormatError, InvalidOptionError, OutputExistsError
 from ..evaluate.masks import EvalMask
-from ._store import KEY, PER_TAXON, RESULTS, ResultStore, write_csv_atomic, write_text_atomic
+from ._store import KEY, RESULTS, ResultStore, per_taxon_path, write_csv_atomic, write_text_atomic
 
 #: metrics compared between duplicate rows; CPU runs are deterministic, GPU runs may differ in the last digits
 _COMPARED = ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc")
@@ -64,7 +64,7 @@ def merge_runs(folders, out) -> dict:
     if taxa:
         # per-taxon rows of the kept results row only, from the same folder
         per_taxon = pd.concat(taxa, ignore_index=True).merge(kept[key + ["_folder"]], on=key + ["_folder"])
-        write_csv_atomic(per_taxon.drop(columns="_folder"), out / PER_TAXON)
+        write_csv_atomic(per_taxon.drop(columns="_folder"), per_taxon_path(out))
     for name, source in masks.items():
         target = out / "masks" / name
         if source.resolve() != target.resolve():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._store import KEY, PER_TAXON, RESULTS, write_csv_atomic, write_text_atomic
+from ._store import KEY, RESULTS, per_taxon_path, write_csv_atomic, write_text_atomic
 from .ablations import ABLATIONS, DENOISER_REFERENCE, NOT_AVAILABLE
 
 MODEL = "depmicrodiff"
@@ -393,7 +393,8 @@ def write_report(out, *, echo=print, figures: bool = True) -> Path:
     if figures and not results.empty:
         from .figures import make_figures
 
-        per_taxon = pd.read_csv(out / PER_TAXON, dtype={"taxon": str}) if (out / PER_TAXON).is_file() else None
+        taxa_file = per_taxon_path(out)
+        per_taxon = pd.read_csv(taxa_file, dtype={"taxon": str}) if taxa_file.is_file() else None
         made = make_figures(out, results, per_taxon)
     summary = summary_frame(results)
     if not summary.empty:
