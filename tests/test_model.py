@@ -288,6 +288,15 @@ def test_bad_options_are_clear_errors(model, table):
         DepMicroDiff(d_modle=3)
     with pytest.raises(InvalidValueError, match="not fitted"):
         DepMicroDiff().impute(table)
+
+
+def test_none_spelled_as_none_is_the_off_option():
+    # `--set dependency=none` on a command line parses to None; it must mean dependency="none", not fail
+    from pydepmicro.cli_model import _hparams
+    model = DepMicroDiff(**_hparams(["dependency=none", "taxonomy_embedding=none"]))
+    assert model.hparams["dependency"] == "none" and model.hparams["taxonomy_embedding"] == "none"
+    with pytest.raises(InvalidOptionError, match="ar_order"):
+        DepMicroDiff(ar_order=None)  # no "none" among its choices: still an error
     if not torch.cuda.is_available():
         with pytest.raises(InvalidOptionError, match="no CUDA GPU"):
             DepMicroDiff(device="cuda")

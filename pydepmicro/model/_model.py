@@ -984,6 +984,8 @@ def _check_hparams(h: dict) -> None:
                "metadata_mode": ("field", "sample"), "taxonomy_embedding": ("none", "poincare"),
                "generation_scaling": GENERATION_SCALINGS}
     for name, allowed in choices.items():
+        if h[name] is None and "none" in allowed:
+            h[name] = "none"  # "none" from a command line or JSON reads as None; both mean the option is off
         if h[name] not in allowed:
             raise InvalidOptionError(f"{name} must be one of {', '.join(map(str, allowed))}, got {h[name]!r}")
     for name in ("d_z", "vae_d_model", "vae_layers", "vae_heads", "d_model", "n_layers", "n_heads", "n_blocks",
