@@ -419,3 +419,30 @@ def test_tcma_coad_genus_species_pairs_are_among_the_strongest_edges(tcma_root):
         share_top = nested[: len(ranked) // 10].sum() / nested.sum()
         assert share_top >= 0.75, test  # measured: 33 of 36 (ftest), 32 of 36 (mi) in the top 10%
         assert (ranked.loc[nested, "q"] < 0.05).mean() >= 0.9
+
+
+def test_relative_abundances_adjust_for_richness_instead_of_depth():
+    # taxa independent given depth: whether each is seen depends on the read depth only. On read counts
+    # the depth adjustment keeps Dep sparse; on percentages the totals say nothing about depth, and
+    # richness must stand in for it, or every pair looks dependent through depth
+    rng = np.random.default_rng(3)
+    n, q = 400, 25
+    depth = np.exp(rng.normal(8, 1.2, n))
+    logit = rng.normal(-1, 0.5, q)[None, :] + 1.5 * (np.log(depth)[:, None] - 8)
+    present = rng.random((n, q)) < 1 / (1 + np.exp(-logit))
+    counts = np.where(present, np.round(depth[:, None] * rng.dirichlet(np.ones(q), n)) + 1, 0.0)
+    table = _table(counts)
+    relative = counts / counts.sum(axis=1, keepdims=True) * 100
+
+    def density(result):
+        dep = result.dep.to_numpy()
+        return dep.sum() / (q * q - q)
+
+    on_counts = dependency_matrix(table, method="mi", n_permutations=50)
+    on_relative = dependency_matrix(table.with_counts(relative), method="mi", n_permutations=50)
+    unadjusted = dependency_matrix(table.with_counts(relative), method="mi", n_permutations=50, mi_strata=1)
+    assert on_counts.params["depth"] == "library size" and on_relative.params["depth"] == "richness"
+    assert "richness" in on_relative.test_used and "richness" not in on_counts.test_used
+    assert density(unadjusted) > 0.5  # depth alone makes most pairs dependent
+    assert density(on_relative) < 0.5 * density(unadjusted)
+    assert density(on_counts) < 0.5 * density(unadjusted)

@@ -220,11 +220,13 @@ def dependency_matrix(
     dep = c_dir if c_mi is None else (c_mi if c_dir is None else c_dir | c_mi)
     combined = " OR ".join(d.split(":")[0] for d in described)
     test_used = f"Dep = {combined}; " + "; ".join(described) + f"; edges at BH q < {alpha:g}"
+    if prep.depth == "richness":
+        test_used += "; depth = richness (every sample has the same total: relative abundances)"
     params = {
         "method": method, "covariates": covariates, "library_size": library_size, "order_column": order_column,
         "group_column": group_column, "ftest_p_value": ftest_p_value, "n_bins": n_bins,
         "n_permutations": n_permutations, "mi_p_value": mi_p_value, "mi_strata": mi_strata, "seed": seed,
-        "min_nonzero": min_nonzero, "alpha": alpha,
+        "min_nonzero": min_nonzero, "alpha": alpha, "depth": prep.depth,
     }
     return DependencyResult(dep=dep, c_dir=c_dir, c_mi=c_mi, tests=tests, taxa=prep.taxa,
                             excluded_samples=prep.excluded_samples, test_used=test_used, alpha=float(alpha),
