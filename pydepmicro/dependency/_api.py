@@ -221,7 +221,7 @@ def dependency_matrix(
     combined = " OR ".join(d.split(":")[0] for d in described)
     test_used = f"Dep = {combined}; " + "; ".join(described) + f"; edges at BH q < {alpha:g}"
     if prep.depth == "richness":
-        test_used += "; depth = richness (every sample has the same total: relative abundances)"
+        test_used += "; depth = richness (the sample totals vary less than 2-fold: relative abundances)"
     params = {
         "method": method, "covariates": covariates, "library_size": library_size, "order_column": order_column,
         "group_column": group_column, "ftest_p_value": ftest_p_value, "n_bins": n_bins,
