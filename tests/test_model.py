@@ -288,6 +288,9 @@ def test_bad_options_are_clear_errors(model, table):
         DepMicroDiff(d_modle=3)
     with pytest.raises(InvalidValueError, match="not fitted"):
         DepMicroDiff().impute(table)
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidOptionError, match="no CUDA GPU"):
+            DepMicroDiff(device="cuda")
 
 
 def test_none_spelled_as_none_is_the_off_option():
@@ -297,9 +300,6 @@ def test_none_spelled_as_none_is_the_off_option():
     assert model.hparams["dependency"] == "none" and model.hparams["taxonomy_embedding"] == "none"
     with pytest.raises(InvalidOptionError, match="ar_order"):
         DepMicroDiff(ar_order=None)  # no "none" among its choices: still an error
-    if not torch.cuda.is_available():
-        with pytest.raises(InvalidOptionError, match="no CUDA GPU"):
-            DepMicroDiff(device="cuda")
 
 
 def test_pretrained_vae_transfers_by_taxon_id(table, tmp_path):

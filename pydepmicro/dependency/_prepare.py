@@ -53,8 +53,8 @@ class Prepared:
     depth : {"library size", "richness"}
         What ``library_sizes`` holds. Relative abundances (totals within 2-fold) carry no depth, but
         how many taxa a sample shows still does (TCMA: r 0.81-0.91 with log read depth). Without an
-        adjustment the tests call most pairs (TCMA HNSC: 85% of pairs on percentages against 17%
-        on read counts; with richness, 18%).
+        adjustment the tests call most pairs (TCMA HNSC: 85% of pairs on percentages, 17% on read
+        counts, 17% on percentages with richness).
     """
 
     values: np.ndarray
