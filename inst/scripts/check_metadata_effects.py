@@ -4,11 +4,13 @@ On a simulated table with a planted sample-type effect (``simulate(300, 80, seed
 model (``generate_fraction=1``) draws one sample per real sample's metadata. Per taxon, the
 tumour-minus-normal difference of mean log relative abundance is computed in the real table and in
 the generated one. Printed: their correlation and the slope of generated on real (1 = the full
-effect, 0 = metadata ignored), at guidances 1 and 4, and the correlation with the labels shuffled
-(a null). ``check_components.py`` asks the same question with a classifier; this one says whether the
+effect, 0 = metadata ignored), at guidances 1 and 4, with a permutation p-value of the correlation
+(the generated samples' labels permuted). ``check_components.py`` asks the same question with a classifier; this one says whether the
 direction is learned and how much of the size.
 
-    python inst/scripts/check_metadata_effects.py --seed 0 --dat-steps 1000 --out /tmp/metadata
+    python inst/scripts/check_metadata_effects.py --seed 0 --dat-steps 1000 --out /tmp/metadata [key=value ...]
+
+Extra ``key=value`` arguments are DepMicroDiff options (e.g. ``d_model=64 n_layers=4``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pydepmicro.cli_model import parse_value
 from pydepmicro.datasets import simulate
 from pydepmicro.model import DepMicroDiff
 from pydepmicro.transforms import preprocess
@@ -36,7 +39,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dat-steps", type=int, default=1000)
     ap.add_argument("--out", default="/tmp/metadata")
+    ap.add_argument("--permutations", type=int, default=200, help="label permutations of the null")
+    ap.add_argument("options", nargs="*", help="DepMicroDiff options as key=value")
     args = ap.parse_args()
+    options = {k: parse_value(v) for k, v in (o.split("=", 1) for o in args.options)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sim = simulate(300, 80, seed=args.seed)
@@ -44,13 +50,14 @@ def main() -> None:
     is_tumour = (table.sample_meta["sample_type"] == "Primary Tumor").to_numpy()
     real = _tumour_minus_normal(table.counts, is_tumour)
     planted = sim.taxon_effects["sample_type_effect"].to_numpy()
-    row = {"seed": args.seed, "dat_steps": args.dat_steps, "r_real_planted": float(np.corrcoef(real, planted)[0, 1])}
-    folder = out / f"model-s{args.seed}-d{args.dat_steps}"
+    row = {"seed": args.seed, "dat_steps": args.dat_steps, **options,
+           "r_real_planted": float(np.corrcoef(real, planted)[0, 1])}
+    folder = out / "-".join([f"model-s{args.seed}-d{args.dat_steps}", *(f"{k}{v}" for k, v in options.items())])
     if (folder / "config.json").exists():
         model = DepMicroDiff.load(folder, device="cpu")
     else:
         t0 = time.perf_counter()
-        model = DepMicroDiff(device="cpu").fit(table, seed=args.seed, progress=False, generate_fraction=1.0,
+        model = DepMicroDiff(device="cpu", **options).fit(table, seed=args.seed, progress=False, generate_fraction=1.0,
                                                dat_steps=args.dat_steps)
         row["fit_seconds"] = time.perf_counter() - t0
         model.save(folder)
@@ -58,11 +65,15 @@ def main() -> None:
         synthetic = model.generate(meta=table.sample_meta, seed=args.seed, progress=False, guidance=guidance)
         labels = (synthetic.sample_meta["sample_type"] == "Primary Tumor").to_numpy()
         generated = _tumour_minus_normal(synthetic.counts, labels)
-        row[f"r_g{guidance:g}"] = float(np.corrcoef(generated, real)[0, 1])
+        r = float(np.corrcoef(generated, real)[0, 1])
+        # the null: the same generated samples with their labels permuted (r is noisy: about 60 normals)
+        rng = np.random.default_rng(0)
+        null = np.array([np.corrcoef(_tumour_minus_normal(synthetic.counts, rng.permutation(labels)), real)[0, 1]
+                         for _ in range(args.permutations)])
+        row[f"r_g{guidance:g}"] = r
         row[f"slope_g{guidance:g}"] = float(generated @ real / (real @ real))
-        if guidance == 1.0:
-            shuffled = np.random.default_rng(0).permutation(labels)
-            row["r_shuffled"] = float(np.corrcoef(_tumour_minus_normal(synthetic.counts, shuffled), real)[0, 1])
+        row[f"null_sd_g{guidance:g}"] = float(null.std())
+        row[f"p_g{guidance:g}"] = float((1 + np.sum(null >= r)) / (1 + len(null)))
     print(json.dumps(row), flush=True)
     with open(out / "results.jsonl", "a") as handle:
         handle.write(json.dumps(row) + "\n")
