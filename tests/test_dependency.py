@@ -432,7 +432,8 @@ def test_relative_abundances_adjust_for_richness_instead_of_depth():
     present = rng.random((n, q)) < 1 / (1 + np.exp(-logit))
     counts = np.where(present, np.round(depth[:, None] * rng.dirichlet(np.ones(q), n)) + 1, 0.0)
     table = _table(counts)
-    relative = counts / counts.sum(axis=1, keepdims=True) * 100
+    totals = counts.sum(axis=1, keepdims=True)
+    relative = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0) * 100  # empty stay empty
 
     def density(result):
         dep = result.dep.to_numpy()
