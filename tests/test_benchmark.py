@@ -52,7 +52,8 @@ def test_select_ablations():
     assert select_ablations("all") == list(ABLATIONS)
     assert select_ablations("none") == []
     # the denoiser's ablations bring their reference (the main model on the denoiser's estimate), samplers theirs
-    assert select_ablations("paper,no_ar") == ["no_pretrain", "estimate_mean", "no_metadata", "no_dependency", "no_ar"]
+    assert select_ablations("paper,no_ar") == ["no_pretrain", "estimate_mean", "no_metadata", "with_dependency",
+                                               "no_ar"]
     samplers = select_ablations("sampler")
     assert samplers[0] == "estimate_draws" and all(n.startswith("sampler_") for n in samplers[1:])
     assert select_ablations("estimate") == ["estimate_mean", "estimate_draws"]
@@ -256,6 +257,44 @@ def test_ablations_are_paired_with_their_reference_and_read_by_kind():
     # pooled and per-taxon PCC disagreeing is reported as such, not as a plain gain or loss
     mixed = dict(abl.loc["no_dependency"].to_dict(), d_per_taxon_pcc_mean=-0.2, d_per_taxon_pcc_sd=0.01)
     assert _verdict(mixed) == "mixed: the component raises pooled PCC and lowers per-taxon PCC (2 seeds)"
+
+
+def test_an_ablation_that_adds_a_component_reads_with_minus_without():
+    """Dep is off in the main model, so the paper's Dep ablation adds it: its difference is ablation -
+    reference, so that "component helps" keeps its meaning; runs from before (no_dependency) still read."""
+    from pydepmicro.benchmark.report import _ablation_goal, _verdict
+
+    rows = []
+    for seed, (mean, with_dep, no_dep) in enumerate([(0.90, 0.85, 0.86), (0.92, 0.88, 0.89)]):
+        base = dict(data="coad", regime="blind", variant="p1", seed=seed, status="ok", per_taxon_pcc=0.5,
+                    false_fill=0.0, dropout_auroc=0.9, impute_seconds=1.0, fit_seconds=1.0, note=None)
+        rows += [dict(base, method="depmicrodiff", kind="model", pcc=0.8),
+                 dict(base, method="depmicrodiff/estimate_mean", kind="ablation", pcc=mean),
+                 dict(base, method="depmicrodiff/with_dependency", kind="ablation", pcc=with_dep),
+                 dict(base, method="depmicrodiff/no_dependency", kind="ablation", pcc=no_dep)]
+    abl = ablation_frame(pd.DataFrame(rows)).set_index("ablation")
+    assert abl.loc["with_dependency", "d_pcc_mean"] == pytest.approx(-0.045)  # with Dep - without
+    assert _verdict(abl.loc["with_dependency"].to_dict()).startswith("component hurts")
+    assert abl.loc["no_dependency", "d_pcc_mean"] == pytest.approx(0.035)  # reference - ablation
+    goal = "\n".join(_ablation_goal(abl.reset_index()))
+    assert "dependency mask (with_dependency), coad (blind P1): met** - Δ PCC (ablation - estimate_mean) -0.045" in goal
+    assert "dependency mask (no_dependency), coad (blind P1): met** - Δ PCC (estimate_mean - ablation) 0.035" in goal
+    # a row that only repeats its reference measured nothing: the goal reads "not run"
+    repeated = abl.reset_index()
+    repeated = repeated[repeated.ablation == "with_dependency"].assign(note="same configuration as estimate_mean")
+    assert "- **G4 paper ablation dependency mask: not run**" in _ablation_goal(repeated)
+
+
+def test_the_dependency_ablation_that_repeats_the_main_model_is_not_trained():
+    """With Dep off by default, no_dependency is the main configuration; with ``--set dependency=both``
+    it is with_dependency that repeats the main model."""
+    from pydepmicro.benchmark.run import _jobs
+
+    names = with_references(["with_dependency", "no_dependency"])
+    for model, repeated in (({}, "no_dependency"), ({"dependency": "both"}, "with_dependency")):
+        jobs = {j.method: j for j in _jobs(BenchmarkSettings(model=model), names, True)}
+        noted = {m.removeprefix("depmicrodiff/") for m, j in jobs.items() if j.note}
+        assert noted == {repeated}
 
 
 def test_no_metadata_on_a_table_without_metadata_is_the_reference_configuration():

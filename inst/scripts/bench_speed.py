@@ -106,10 +106,12 @@ def _peak_mib(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train(table, device, *, vae_steps, dat_steps, batch_size=64, dependency="both", metadata="auto"):
+def train(table, device, *, vae_steps, dat_steps, batch_size=64, dependency=None, metadata="auto"):
+    """Fit the package's default model (``dependency=None``: the default, no Dep) and time its phases."""
     timer = PhaseTimer()
     _reset_peak(device)
-    model = DepMicroDiff(device=str(device), dependency=dependency, metadata=metadata)
+    options = {} if dependency is None else {"dependency": dependency}
+    model = DepMicroDiff(device=str(device), metadata=metadata, **options)
     t0 = time.perf_counter()
     with timer.installed():
         model.fit(table, vae_steps=vae_steps, dat_steps=dat_steps, batch_size=batch_size, progress=False)

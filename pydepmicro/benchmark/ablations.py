@@ -14,6 +14,13 @@ only change the draws. Their ablations therefore impute with the denoiser's own 
 the mean of the draws as the estimate (reference ``estimate_draws``). The VAE's components
 (pretraining, sparsity loss) are compared with the main model itself.
 
+Most ablations take a component away. The dependency mask is off in the main model (it showed no
+effect on imputation or generation; docs/benchmark/README.md), so the paper's Dep ablation runs the
+other way round: ``with_dependency`` adds Dep to the main model (``adds=True``). The report states
+every difference as "with the component - without it", so a positive difference means the component
+helps either way. ``no_dependency`` stays for runs made while Dep was on by default, and for a main
+model given Dep with ``--set dependency=both``.
+
 An ablation whose configuration equals its reference's (e.g. ``ar_alpha_0.9`` with the default
 decay 0.9, or ``no_pretrain`` on data with nothing to pretrain on) is not trained twice: its row
 repeats the reference's numbers and says so in ``note``.
@@ -50,6 +57,9 @@ class Ablation:
         with its own policy runs in the blind regime only: the aware regime's zeros are known true zeros.
     reference : str or None
         The ablation whose row this one is compared with (``None``: the main model).
+    adds : bool
+        The ablation adds a component the main configuration leaves out (Dep); its difference is then
+        ablation - reference instead of reference - ablation.
     what : str
         One line for the report.
     """
@@ -64,6 +74,7 @@ class Ablation:
     estimate: str | None = None
     zeros: str | None = None
     reference: str | None = None
+    adds: bool = False
 
 
 #: the main model imputing with the denoiser's estimate: the reference of the denoiser's ablations
@@ -72,10 +83,10 @@ DENOISER_REFERENCE = "estimate_mean"
 DRAWS_REFERENCE = "estimate_draws"
 
 
-def _denoiser(name: str, group: str, what: str, model: dict) -> Ablation:
+def _denoiser(name: str, group: str, what: str, model: dict, adds: bool = False) -> Ablation:
     """An ablation of a denoiser component, scored on the denoiser's estimate (see the module doc)."""
     return Ablation(name, group, what + "; denoiser's estimate", model=model, estimate="mean",
-                    reference=DENOISER_REFERENCE)
+                    reference=DENOISER_REFERENCE, adds=adds)
 
 
 def _build() -> dict[str, Ablation]:
@@ -83,10 +94,16 @@ def _build() -> dict[str, Ablation]:
         Ablation("no_pretrain", "paper", "VAE trained on the target only (no pretraining on the other cancers)",
                  pretrain=False),
         _denoiser("no_metadata", "paper", "no metadata condition tokens", {"metadata": False}),
-        _denoiser("no_dependency", "paper", "no dependency mask (Dep empty: dependency='none')",
-                  {"dependency": "none"}),
+        _denoiser("with_dependency", "paper", "the dependency mask added (Dep from both tests: dependency='both'; "
+                  "off in the main model)", {"dependency": "both"}, adds=True),
+        _denoiser("no_dependency", "dependency", "no dependency mask (Dep empty: dependency='none'; the paper's "
+                  "ablation while Dep was on by default)", {"dependency": "none"}),
+        _denoiser("with_dependency_restrict", "dependency", "the dependency mask added, filtering the cross-block "
+                  "view instead of opening it (dependency='both', dep_mode='restrict')",
+                  {"dependency": "both", "dep_mode": "restrict"}, adds=True),
         _denoiser("dep_restrict", "dependency", "Dep filters the cross-block view instead of opening it "
-                  "(dep_mode='restrict')", {"dep_mode": "restrict"}),
+                  "(dep_mode='restrict'); with the main model's empty Dep each block then sees only the "
+                  "conditions and its own block", {"dep_mode": "restrict"}),
         _denoiser("no_ar", "ar", "no autoregression: one block (n_blocks=1; with one block the dependency "
                   "mask opens nothing, so Dep is off too)", {"n_blocks": 1}),
     ]

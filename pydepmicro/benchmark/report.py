@@ -155,7 +155,9 @@ def _beat(goal: str, summary, data, regime, variant, metric) -> dict:
 
 
 def ablation_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """Per ablation and setting: mean +- sd of the paired (by seed) difference reference - ablation.
+    """Per ablation and setting: mean +- sd of the paired (by seed) difference "with the component -
+    without it": reference - ablation, or ablation - reference for an ablation that adds a component
+    (``adds``: Dep, off in the main model). Positive: the component helps.
 
     The reference is the main model, or for the denoiser's components the main model imputing with
     the denoiser's estimate (:data:`.ablations.DENOISER_REFERENCE`; column ``reference``)."""
@@ -170,7 +172,7 @@ def ablation_frame(results: pd.DataFrame) -> pd.DataFrame:
             m = ref_rows[(ref_rows.data == data) & (ref_rows.regime == regime) & (ref_rows.variant == variant)]
             paired = g.merge(m, on="seed", suffixes=("", "_main"))
             row = dict(ablation=name, group=abl.group, what=abl.what, data=data, regime=regime, variant=variant,
-                       reference=abl.reference or "main", n_seeds=len(g),
+                       reference=abl.reference or "main", adds=abl.adds, n_seeds=len(g),
                        note=str(g["note"].iloc[0]) if "note" in g and g["note"].notna().any() else "")
             for metric in ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "coverage", "impute_seconds",
                            "fit_seconds"):
@@ -180,6 +182,7 @@ def ablation_frame(results: pd.DataFrame) -> pd.DataFrame:
                 row[f"{metric}_sd"] = float(g[metric].std(ddof=1)) if len(g) > 1 else float("nan")
                 if len(paired):
                     d = paired[f"{metric}_main"] - paired[metric]
+                    d = -d if abl.adds else d
                     row[f"d_{metric}_mean"] = float(d.mean())
                     row[f"d_{metric}_sd"] = float(d.std(ddof=1)) if len(d) > 1 else float("nan")
             rows.append(row)
@@ -226,25 +229,36 @@ _VERDICTS = {
 }
 
 
-PAPER_ABLATIONS = ("no_pretrain", "no_metadata", "no_dependency")
+#: the paper's three ablations, each read from any of its names: the Dep one runs as ``with_dependency``
+#: since Dep left the main model, and as ``no_dependency`` in the runs made before
+PAPER_ABLATIONS = {"no_pretrain": ("no_pretrain",), "no_metadata": ("no_metadata",),
+                   "dependency mask": ("with_dependency", "no_dependency")}
+
+
+def _difference(row) -> str:
+    """How a row's difference is taken (see :func:`ablation_frame`)."""
+    return f"ablation - {row['reference']}" if row.get("adds") else f"{row['reference']} - ablation"
 
 
 def _ablation_goal(abl: pd.DataFrame) -> list[str]:
     """G4: the paper's three ablations with seeds, and a verdict per component ablation run."""
     lines = []
-    for name in PAPER_ABLATIONS:
-        sub = abl[abl.ablation == name] if not abl.empty else abl
+    for label, names in PAPER_ABLATIONS.items():
+        sub = abl[abl.ablation.isin(names)] if not abl.empty else abl
+        if len(sub):  # a row that repeats its reference (same configuration) measured nothing
+            sub = sub[sub.note.fillna("") == ""]
         if sub.empty:
-            lines.append(f"- **G4 paper ablation {name}: not run**")
+            lines.append(f"- **G4 paper ablation {label}: not run**")
             continue
         for r in sub.to_dict("records"):
             enough = "met" if r["n_seeds"] >= 2 else "missed (needs >= 2 seeds)"
-            lines.append(f"- **G4 paper ablation {name}, {r['data']} ({r['regime']} {r['variant'].upper()}): "
-                         f"{enough}** - Δ PCC ({r['reference']} - ablation) "
+            lines.append(f"- **G4 paper ablation {label} ({r['ablation']}), {r['data']} ({r['regime']} "
+                         f"{r['variant'].upper()}): {enough}** - Δ PCC ({_difference(r)}) "
                          f"{_fmt(r.get('d_pcc_mean'), r.get('d_pcc_sd'))}, Δ per-taxon PCC "
                          f"{_fmt(r.get('d_per_taxon_pcc_mean'), r.get('d_per_taxon_pcc_sd'))} over "
                          f"{r['n_seeds']} seed(s): {_verdict(r)}")
-    others = abl[~abl.ablation.isin(PAPER_ABLATIONS) & (abl.group != "sampler")] if not abl.empty else abl
+    paper = [n for names in PAPER_ABLATIONS.values() for n in names]
+    others = abl[~abl.ablation.isin(paper) & (abl.group != "sampler")] if not abl.empty else abl
     for r in others.to_dict("records"):
         lines.append(f"- G4 component ablation {r['ablation']}, {r['data']}: Δ PCC "
                      f"{_fmt(r.get('d_pcc_mean'), r.get('d_pcc_sd'))}, Δ per-taxon PCC "
@@ -326,7 +340,9 @@ def summary_markdown(results: pd.DataFrame, run_info: dict | None = None, figure
 
     if not abl.empty:
         lines += ["## Ablations", "",
-                  "Δ = reference - ablation, paired by seed (positive: the component helps). The main point estimate "
+                  "Δ = with the component - without it, paired by seed (positive: the component helps): reference - "
+                  "ablation for an ablation that takes a component away, ablation - reference for one that adds it "
+                  "(with_dependency*: the dependency mask is off in the main model). The main point estimate "
                   "is the VAE's pass, which never runs the denoiser; so the denoiser's components are ablated on the "
                   f"denoiser's own estimate and compared with the main model imputing that way ({DENOISER_REFERENCE}), "
                   "the VAE's components with the main model.", ""]
