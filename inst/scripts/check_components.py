@@ -8,7 +8,9 @@ that works should show it:
 
 - imputation: BENCHMARK.md's P1 mask, aware regime, the denoiser's estimate (``estimate="mean"``, the
   only estimate these components reach), the default model against ``metadata=False``,
-  ``dependency="none"`` and ``n_blocks=1``, same seed, same mask; KNN-10 for scale;
+  ``dependency="both"`` (Dep is off by default since 2026-11-22; runs before that compared the
+  default with ``dependency="none"``, config ``no_dependency``) and ``n_blocks=1``, same seed, same
+  mask; KNN-10 for scale;
 - conditional generation: a logistic regression trained on the real table (log relative abundance)
   to tell tumour from normal, scored on samples generated from each real sample's metadata, at
   classifier-free guidances 1 (plain conditioning), 2 and 4; the real table's cross-validated AUROC
@@ -44,7 +46,7 @@ from pydepmicro.model import _FIT_OPTIONS, DepMicroDiff
 from pydepmicro.transforms import preprocess
 
 #: name -> model options changed from the defaults
-CONFIGS = {"default": {}, "no_metadata": {"metadata": False}, "no_dependency": {"dependency": "none"},
+CONFIGS = {"default": {}, "no_metadata": {"metadata": False}, "with_dependency": {"dependency": "both"},
            "no_ar": {"n_blocks": 1}}
 KEEP = ("pcc", "per_taxon_pcc", "per_sample_pcc", "rmse")
 

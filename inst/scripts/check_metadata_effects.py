@@ -5,8 +5,10 @@ model (``generate_fraction=1``) draws one sample per real sample's metadata. Per
 tumour-minus-normal difference of mean log relative abundance is computed in the real table and in
 the generated one. Printed: their correlation and the slope of generated on real (1 = the full
 effect, 0 = metadata ignored), at guidances 1 and 4, with a permutation p-value of the correlation
-(the generated samples' labels permuted). ``check_components.py`` asks the same question with a classifier; this one says whether the
-direction is learned and how much of the size.
+(the generated samples' labels permuted). Beside them, ``check_components.py``'s classifier: the
+AUROC of a tumour-vs-normal logistic regression fitted on the real table and scored on the generated
+samples (0.5 = metadata ignored). The classifier says whether the samples can be told apart by their
+metadata; the slope says whether the direction is learned and how much of the size.
 
     python inst/scripts/check_metadata_effects.py --seed 0 --dat-steps 1000 --out /tmp/metadata [key=value ...]
 
@@ -21,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from check_components import _tumour_auroc  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from pydepmicro.cli_model import parse_value
 from pydepmicro.datasets import simulate
@@ -79,6 +83,7 @@ def main() -> None:
         row[f"slope_g{guidance:g}"] = float(generated @ real / (real @ real))
         row[f"null_sd_g{guidance:g}"] = float(null.std())
         row[f"p_g{guidance:g}"] = float((1 + np.sum(null >= r)) / (1 + len(null)))
+        row["tumour_auroc_real_cv"], row[f"tumour_auroc_g{guidance:g}"] = _tumour_auroc(table, synthetic)
     print(json.dumps(row), flush=True)
     with open(out / "results.jsonl", "a") as handle:
         handle.write(json.dumps(row) + "\n")
