@@ -318,41 +318,6 @@ def test_padding_condition_tokens_are_ignored():
     assert torch.equal(a, b)
 
 
-def _perturbed(model, seed=5):
-    """The module with its (zero-initialised) modulation maps set to random values."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for block in model.blocks:
-            for p in block.modulation.parameters():
-                p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return model
-
-
-def test_metadata_modulation_starts_as_the_plain_model_and_then_carries_the_conditions():
-    """A modulated module computes what the plain one does until its modulation maps are trained;
-    then the conditions change the output through the modulation too, padding tokens still do not,
-    and a sample with no valid condition token (the unconditional pass) does not see them at all."""
-    sizes, x = [2, 2, 3], inputs()
-    plain, modulated = small_model(), small_model(cond_modulation=True)
-    modulated.load_state_dict(plain.state_dict(), strict=False)
-    valid = torch.tensor([[True, False], [True, True]])
-    args = dict(block_sizes=sizes, z_clean=x["z_clean"], token_cond=x["token_cond"], cond_valid=valid)
-    with torch.no_grad():
-        assert torch.equal(plain(x["z_noisy"], x["t"], cond=x["cond"], **args),
-                           modulated(x["z_noisy"], x["t"], cond=x["cond"], **args))
-        _perturbed(modulated)
-        a = modulated(x["z_noisy"], x["t"], cond=x["cond"], **args)
-        assert not torch.allclose(a, plain(x["z_noisy"], x["t"], cond=x["cond"], **args), atol=1e-3)
-        padded = x["cond"].clone()
-        padded[0, 1] = 100.0
-        assert torch.equal(a, modulated(x["z_noisy"], x["t"], cond=padded, **args))
-        none = dict(args, cond_valid=torch.zeros_like(valid))
-        assert torch.equal(modulated(x["z_noisy"], x["t"], cond=x["cond"], **none),
-                           modulated(x["z_noisy"], x["t"], cond=torch.randn_like(x["cond"]), **none))
-    assert DependencyAwareTransformer(**modulated.config).config["cond_modulation"] is True
-    with pytest.raises(ValueError, match="cond_modulation needs condition tokens"):
-        small_model(d_cond=0, cond_modulation=True)
-
 @pytest.mark.parametrize(
     "sizes,c,dep",
     [([2, 2, 3], 0, "none"), ([2, 2, 3], 0, "false"), ([2, 2, 3], 0, "true"), ([7], 0, "true"),

@@ -326,22 +326,6 @@ def test_metadata_conditioning_and_missing_columns(tiny_model_dir):
         model.impute(stripped, progress=False)
 
 
-def test_metadata_modulation_trains_and_saves(tiny_model_dir, tmp_path):
-    """metadata_modulation=True: the modulation maps train away from their zero start and the saved
-    model reloads to the same draws (tests/test_diffusion.py checks every pass sees the metadata)."""
-    table = _table(seed=7, metadata=True)
-    model = DepMicroDiff(text_encoder=str(tiny_model_dir), device="cpu", metadata_modulation=True, **TINY)
-    model.fit(table, seed=0, generate_fraction=0.5, **STEPS)
-    block = model.module.dat.blocks[0]
-    assert model.module.dat.config["cond_modulation"] and block.modulation[1].weight.abs().sum() > 0
-    model.save(tmp_path / "m")
-    loaded = DepMicroDiff.load(tmp_path / "m", device="cpu")
-    meta = table.sample_meta.iloc[:6]
-    a = model.generate(meta=meta, seed=3, sampler="ddim:3", progress=False)
-    b = loaded.generate(meta=meta, seed=3, sampler="ddim:3", progress=False)
-    assert np.array_equal(a.counts, b.counts) and a.counts.sum() > 0
-
-
 def test_impute_function_trains_transductively(table):
     result = impute(table, metadata=False, device="cpu", seed=0, progress=False, draws=2, sampler="ddim:3",
                     zeros="keep", **TINY, vae_steps=10, dat_steps=10)

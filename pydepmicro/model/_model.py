@@ -81,7 +81,7 @@ DEFAULTS: dict[str, Any] = dict(
     n_blocks=4, ar_alpha=0.9, ar_order="prevalence", dep_mode="open", dependency="none", cond_latent="all",
     target="residual",
     prediction_type="v_prediction", num_train_timesteps=1000,
-    metadata="auto", metadata_mode="field", metadata_modulation=False, text_encoder=None, taxonomy_embedding="none", taxonomy_dim=8,
+    metadata="auto", metadata_mode="field", text_encoder=None, taxonomy_embedding="none", taxonomy_dim=8,
     generation_scaling="dimension", scale=100.0, log_base=math.e,
 )  # fmt: skip
 
@@ -134,11 +134,6 @@ class DepMicroDiff:
         Condition on the table's sample metadata: "auto" when it has usable columns.
     metadata_mode : {"field", "sample"}
         One condition token per metadata field, or one per sample (:func:`pydepmicro.text.encode_metadata`).
-    metadata_modulation : bool
-        Besides entering the denoiser as tokens that every taxon token may attend to, the metadata
-        (the mean of a sample's tokens) scales and shifts the normalisation in every denoiser layer
-        (adaptive LayerNorm, :class:`~pydepmicro.nn.dat.DATBlock`), a direct path for effects on
-        the whole sample. Off by default until it shows a gain.
     text_encoder : str or None
         Local path or cached hub name of a BERT-family model; None = packaged all-MiniLM-L6-v2.
     taxonomy_embedding : {"none", "poincare"}
@@ -404,7 +399,6 @@ class DepMicroDiff:
             d_z=h["d_z"], d_model=h["d_model"], n_layers=h["n_layers"], n_heads=h["n_heads"], dropout=h["dropout"],
             d_cond=n_cond, d_token_cond=h["d_z"] + 2, n_taxa=len(taxa), dep_mode=h["dep_mode"],
             d_taxonomy=0 if taxonomy is None else taxonomy.shape[1],
-            cond_modulation=bool(h["metadata_modulation"]) and n_cond > 0,
         )
         if taxonomy is not None:
             dat.set_taxonomy_features(torch.as_tensor(taxonomy, dtype=torch.float32))
@@ -992,7 +986,7 @@ def _check_hparams(h: dict) -> None:
     choices = {"ar_order": AR_ORDERS, "dependency": DEPENDENCY_METHODS, "dep_mode": ("open", "restrict"),
                "prediction_type": ("v_prediction", "epsilon"), "metadata": ("auto", True, False),
                "cond_latent": ("all", "observed"), "target": ("residual", "latent"),
-               "metadata_mode": ("field", "sample"), "metadata_modulation": (True, False), "taxonomy_embedding": ("none", "poincare"),
+               "metadata_mode": ("field", "sample"), "taxonomy_embedding": ("none", "poincare"),
                "generation_scaling": GENERATION_SCALINGS}
     for name, allowed in choices.items():
         if h[name] is None and "none" in allowed:

@@ -84,19 +84,10 @@ class _MaskedSelfAttention(nn.Module):
 
 
 class DATBlock(nn.Module):
-    """Pre-norm transformer block: x + Attn(LN(x), mask), then x + MLP(LN(x)). Shapes (B, L, D).
+    """Pre-norm transformer block: x + Attn(LN(x), mask), then x + MLP(LN(x)). Shapes (B, L, D)."""
 
-    ``modulated``: both normalisations are scaled and shifted by a conditioning vector (adaptive
-    LayerNorm, as DiT conditions on class labels): LN(x) * (1 + scale(c)) + shift(c). The map from c
-    starts at zero, so a new block computes exactly what an unmodulated one does."""
-
-    def __init__(self, d_model: int, n_heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0,
-                 modulated: bool = False):
+    def __init__(self, d_model: int, n_heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0):
         super().__init__()
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(d_model, 4 * d_model)) if modulated else None
-        if modulated:
-            nn.init.zeros_(self.modulation[1].weight)
-            nn.init.zeros_(self.modulation[1].bias)
         self.norm1 = nn.LayerNorm(d_model)
         self.attn = _MaskedSelfAttention(d_model, n_heads, dropout)
         self.norm2 = nn.LayerNorm(d_model)
@@ -105,14 +96,9 @@ class DATBlock(nn.Module):
             nn.Linear(d_model, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, d_model), nn.Dropout(dropout)
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
-        # condition (B, 1, D): the pooled metadata of each sample, for a modulated block
-        if self.modulation is None or condition is None:
-            x = x + self.attn(self.norm1(x), mask)
-            return x + self.mlp(self.norm2(x))
-        shift1, scale1, shift2, scale2 = self.modulation(condition).chunk(4, dim=-1)
-        x = x + self.attn(self.norm1(x) * (1 + scale1) + shift1, mask)
-        return x + self.mlp(self.norm2(x) * (1 + scale2) + shift2)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), mask)
+        return x + self.mlp(self.norm2(x))
 
 
 class DependencyAwareTransformer(nn.Module):
@@ -139,11 +125,6 @@ class DependencyAwareTransformer(nn.Module):
         identity; 0 = none. Set them with :meth:`set_taxonomy_features`.
     dep_mode : {"open", "restrict"}
         How the dependency matrix enters the mask (:func:`~pydepmicro.nn.masks.dat_attention_mask`).
-    cond_modulation : bool
-        Besides entering as tokens, the condition tokens (mean of the valid ones, projected) scale
-        and shift every block's normalisations (:class:`DATBlock`); a sample without valid condition
-        tokens (the unconditional pass of classifier-free guidance) pools to zero, so it gets the
-        same learned modulation as every other such sample.
 
     Example
     -------
@@ -170,7 +151,6 @@ class DependencyAwareTransformer(nn.Module):
         d_taxon: int = 0,
         dep_mode: str = "open",
         d_taxonomy: int = 0,
-        cond_modulation: bool = False,
     ):
         super().__init__()
         for name, value, low in [
@@ -185,10 +165,8 @@ class DependencyAwareTransformer(nn.Module):
         self.config: dict[str, Any] = dict(
             d_z=d_z, d_model=d_model, n_layers=n_layers, n_heads=n_heads, mlp_ratio=float(mlp_ratio),
             dropout=float(dropout), d_cond=d_cond, d_token_cond=d_token_cond, n_taxa=n_taxa, d_taxon=d_taxon,
-            dep_mode=dep_mode, d_taxonomy=d_taxonomy, cond_modulation=bool(cond_modulation),
+            dep_mode=dep_mode, d_taxonomy=d_taxonomy,
         )  # fmt: skip
-        if cond_modulation and not d_cond:
-            raise ValueError("cond_modulation needs condition tokens (d_cond > 0)")
         if d_taxonomy and not n_taxa:
             raise ValueError("d_taxonomy needs n_taxa > 0 (the features are per taxon)")
         self.d_z, self.d_model, self.dep_mode = d_z, d_model, dep_mode
@@ -203,9 +181,7 @@ class DependencyAwareTransformer(nn.Module):
         self.taxonomy_in = nn.Linear(d_taxonomy, d_model) if d_taxonomy else None
         if d_taxonomy:
             self.register_buffer("taxonomy_features", torch.zeros(n_taxa, d_taxonomy))
-        self.cond_pool = nn.Linear(d_cond, d_model) if cond_modulation else None
-        self.blocks = nn.ModuleList(DATBlock(d_model, n_heads, mlp_ratio, dropout, modulated=bool(cond_modulation))
-                                    for _ in range(n_layers))
+        self.blocks = nn.ModuleList(DATBlock(d_model, n_heads, mlp_ratio, dropout) for _ in range(n_layers))
         self.norm_out = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, d_z)
         for emb in (self.kind_embedding, self.taxon_embedding):
@@ -292,8 +268,7 @@ class DependencyAwareTransformer(nn.Module):
             Clean latents; only those of blocks 0..K-2 are used (a full (B, s, d_z) tensor is cut).
             Required when K > 1.
         cond : (B, c, d_cond), optional
-            Condition tokens (c may be 0). ``cond_valid`` (B, c) bool marks real ones (default: all);
-            give it with a precomputed ``attn_mask`` too when the module modulates on the conditions.
+            Condition tokens (c may be 0). ``cond_valid`` (B, c) bool marks real ones.
         dep : bool (s, s) or (B, s, s), optional
             Dependency matrix in AR order, ``dep[i, j]``: taxon i depends on taxon j.
         taxon_index : long (s,) or (B, s), optional
@@ -360,15 +335,6 @@ class DependencyAwareTransformer(nn.Module):
         elif attn_mask.shape[-2:] != (lay.length, lay.length):
             raise ValueError(f"attn_mask must be ({lay.length}, {lay.length}), got {tuple(attn_mask.shape)}")
         attn_mask = attn_mask.to(device=device, dtype=torch.bool)
-        condition = self._pooled_condition(cond, cond_valid) if c and self.cond_pool is not None else None
         for block in self.blocks:
-            x = block(x, attn_mask, condition)
+            x = block(x, attn_mask)
         return self.head(self.norm_out(x[:, lay.noisy]))
-
-    def _pooled_condition(self, cond: torch.Tensor, cond_valid: torch.Tensor | None) -> torch.Tensor:
-        """Mean of the projected valid condition tokens (B, 1, d_model); zero where none is valid."""
-        pooled = self.cond_pool(cond)
-        if cond_valid is None:
-            return pooled.mean(1, keepdim=True)
-        valid = cond_valid.to(device=pooled.device, dtype=pooled.dtype)[..., None]
-        return (pooled * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True).clamp(min=1.0)

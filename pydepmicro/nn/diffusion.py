@@ -290,8 +290,7 @@ class LatentDiffusion(nn.Module):
         mask = self.attention_mask(len(self.block_sizes), n_cond, cond_valid if n_cond else None)
         pred = self.dat(
             z_t, t, block_sizes=self.block_sizes, z_clean=z0_ar, cond=cond if n_cond else None,
-            cond_valid=cond_valid if n_cond else None, taxon_index=self.ar_perm, token_cond=self.to_ar(token_cond),
-            attn_mask=mask,
+            taxon_index=self.ar_perm, token_cond=self.to_ar(token_cond), attn_mask=mask,
         )
         return self.from_ar((pred - target).pow(2).mean(-1, keepdim=True))[..., 0]
 
@@ -343,9 +342,9 @@ class LatentDiffusion(nn.Module):
                     z_in = z
                 args = dict(block_sizes=self.block_sizes[: k + 1], z_clean=done if start else None,
                             cond=cond if n_cond else None, taxon_index=self.ar_perm[:end], token_cond=tc_ar[:, :end])
-                pred = self.dat(z_in, t, attn_mask=mask, cond_valid=cond_valid if n_cond else None, **args)
+                pred = self.dat(z_in, t, attn_mask=mask, **args)
                 if guided:
-                    free = self.dat(z_in, t, attn_mask=mask_free, cond_valid=torch.zeros_like(cond_valid), **args)
+                    free = self.dat(z_in, t, attn_mask=mask_free, **args)
                     pred = free + float(guidance) * (pred - free)
                 z = sched.step(pred[:, start:end], t, z, generator=generator).prev_sample
             out[:, start:end] = z
@@ -383,8 +382,8 @@ class LatentDiffusion(nn.Module):
             z_in = torch.cat([scheduler.add_noise(done, torch.zeros_like(done), t), z], dim=1) if start else z
             pred = self.dat(
                 z_in, t, block_sizes=self.block_sizes[: k + 1], z_clean=done if start else None,
-                cond=cond if n_cond else None, cond_valid=cond_valid if n_cond else None,
-                taxon_index=self.ar_perm[:end], token_cond=tc_ar[:, :end], attn_mask=mask,
+                cond=cond if n_cond else None, taxon_index=self.ar_perm[:end],
+                token_cond=tc_ar[:, :end], attn_mask=mask,
             )
             out[:, start:end] = scheduler.predict_original_and_noise(pred[:, start:end], t, z)[0]
             start = end
