@@ -8,7 +8,11 @@ effect, 0 = metadata ignored), at guidances 1 and 4, with a permutation p-value 
 (the generated samples' labels permuted). Beside them, ``check_components.py``'s classifier: the
 AUROC of a tumour-vs-normal logistic regression fitted on the real table and scored on the generated
 samples (0.5 = metadata ignored). The classifier says whether the samples can be told apart by their
-metadata; the slope says whether the direction is learned and how much of the size.
+metadata; the slope says whether the direction is learned and how much of the size. Last, the same
+comparison in the latent space, without the sampler and the decoder: the tumour-minus-normal
+difference of the denoiser's own estimate (``predict_mean``, nothing observed, each real sample's
+metadata) against that of the VAE's latents of the real samples (``latent_r``, ``latent_slope``,
+and each shift's mean absolute size in sd of the real latents).
 
     python inst/scripts/check_metadata_effects.py --seed 0 --dat-steps 1000 --out /tmp/metadata [key=value ...]
 
@@ -23,12 +27,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from check_components import _tumour_auroc  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from pydepmicro.cli_model import parse_value
 from pydepmicro.datasets import simulate
-from pydepmicro.model import DepMicroDiff
+from pydepmicro.model import DepMicroDiff, _data
 from pydepmicro.transforms import preprocess
 
 
@@ -40,6 +45,22 @@ def _log_scale(counts: np.ndarray) -> np.ndarray:
 def _tumour_minus_normal(x: np.ndarray, tumour: np.ndarray) -> np.ndarray:
     """(n_taxa,) difference of the group means of ``x`` (log scale) between tumour and normal samples."""
     return x[tumour].mean(axis=0) - x[~tumour].mean(axis=0)
+
+
+@torch.no_grad()
+def _latent_shift(model: DepMicroDiff, table, tumour: np.ndarray) -> dict:
+    """The denoiser's tumour-minus-normal latent shift against the real latents' (see the module doc)."""
+    module = model.module.eval()
+    prep = _data.prepare(table, scale=model.hparams["scale"], log_base=model.hparams["log_base"])
+    real = module.encode(prep.y, prep.observed).reshape(table.n_samples, -1).numpy()
+    empty = torch.zeros_like(prep.y)
+    cond, cond_valid = model._condition_tokens(table)
+    estimate = module.predict_mean(module.token_condition(empty, empty > 0), model.scheduler(), cond=cond,
+                                   cond_valid=cond_valid).reshape(table.n_samples, -1).numpy()
+    d_real, d_gen = _tumour_minus_normal(real, tumour), _tumour_minus_normal(estimate, tumour)
+    sd = real.std(axis=0)
+    return {"latent_r": float(np.corrcoef(d_gen, d_real)[0, 1]), "latent_slope": float(d_gen @ d_real / (d_real @ d_real)),
+            "latent_shift_real": float(np.mean(np.abs(d_real) / sd)), "latent_shift_denoiser": float(np.mean(np.abs(d_gen) / sd))}
 
 
 def main() -> None:
@@ -84,6 +105,7 @@ def main() -> None:
         row[f"null_sd_g{guidance:g}"] = float(null.std())
         row[f"p_g{guidance:g}"] = float((1 + np.sum(null >= r)) / (1 + len(null)))
         row["tumour_auroc_real_cv"], row[f"tumour_auroc_g{guidance:g}"] = _tumour_auroc(table, synthetic)
+    row.update(_latent_shift(model, table, is_tumour))
     print(json.dumps(row), flush=True)
     with open(out / "results.jsonl", "a") as handle:
         handle.write(json.dumps(row) + "\n")
