@@ -94,3 +94,31 @@ def test_predict_mean_is_deterministic_and_uses_earlier_blocks():
     tc2[:, first] += 1.0
     c = m.predict_mean(tc2, sched)
     assert not torch.allclose(a[:, last], c[:, last])
+
+
+def test_metadata_base_recovers_a_linear_metadata_shift_and_touches_only_generation_rows():
+    """fit_metadata_base: a shift of the latent that is linear in the mean metadata token is found
+    (cross-validated R^2), then added to the condition latent of samples with nothing observed only,
+    and not to samples without metadata."""
+    m = _module(d_cond=3)
+    g = torch.Generator().manual_seed(4)
+    n, q = 200, 9
+    cond = torch.randn(n, 2, 3, generator=g)
+    valid = torch.ones(n, 2, dtype=torch.bool)
+    empty = torch.zeros(n, q)
+    before = m.token_condition(empty, empty > 0, cond, valid)
+    assert torch.equal(before, m.token_condition(empty, empty > 0))  # nothing fitted: no shift
+    planted = torch.randn(3, q, 2, generator=g)
+    shift = torch.einsum("bc,cqd->bqd", cond.mean(1), planted)
+    z0 = before[..., :2] + shift + 0.3 * torch.randn(n, q, 2, generator=g)
+    fit = m.fit_metadata_base(z0, cond, valid)
+    assert fit["r2_cv"] > 0.7 and fit["n"] == n
+    got = m.metadata_base(cond, valid)
+    assert torch.corrcoef(torch.stack([got.flatten(), (shift - shift.mean(0)).flatten()]))[0, 1] > 0.95
+    after = m.token_condition(empty, empty > 0, cond, valid)
+    assert torch.allclose(after[..., :2] - before[..., :2], got, atol=1e-5)
+    # a sample with something observed keeps its latent; one without metadata gets no shift
+    y, obs = torch.rand(n, q), torch.rand(n, q) > 0.3
+    assert torch.equal(m.token_condition(y, obs, cond, valid), m.token_condition(y, obs))
+    none = m.token_condition(empty, empty > 0, cond, torch.zeros_like(valid))
+    assert torch.equal(none, before)

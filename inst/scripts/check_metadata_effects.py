@@ -1,22 +1,26 @@
 """How much of the metadata's effect conditional generation reproduces, taxon by taxon.
 
 On a simulated table with a planted sample-type effect (``simulate(300, 80, seed=S)``), a generation
-model (``generate_fraction=1``) draws one sample per real sample's metadata. Per taxon, the
-tumour-minus-normal difference of mean log relative abundance is computed in the real table and in
-the generated one. Printed: their correlation and the slope of generated on real (1 = the full
-effect, 0 = metadata ignored), at guidances 1 and 4, with a permutation p-value of the correlation
-(the generated samples' labels permuted). Beside them, ``check_components.py``'s classifier: the
-AUROC of a tumour-vs-normal logistic regression fitted on the real table and scored on the generated
-samples (0.5 = metadata ignored). The classifier says whether the samples can be told apart by their
-metadata; the slope says whether the direction is learned and how much of the size. Last, the same
-comparison in the latent space, without the sampler and the decoder: the tumour-minus-normal
-difference of the denoiser's own estimate (``predict_mean``, nothing observed, each real sample's
-metadata) against that of the VAE's latents of the real samples (``latent_r``, ``latent_slope``,
-and each shift's mean absolute size in sd of the real latents).
+model (``generate_fraction=1``) draws one sample per real sample's metadata. Printed, at guidances 1
+and 4:
 
-    python inst/scripts/check_metadata_effects.py --seed 0 --dat-steps 1000 --out /tmp/metadata [key=value ...]
+- per taxon, the tumour-minus-normal difference of mean log relative abundance in the generated
+  samples against the real ones: correlation r, slope (1 = the full effect, 0 = metadata ignored)
+  and a permutation p-value of r (the generated samples' labels permuted);
+- ``check_components.py``'s classifiers: the AUROC of a tumour-vs-normal logistic regression fitted
+  on the real table and scored on the generated samples (0.5 = metadata ignored), and the
+  cross-validated AUROC of telling generated from real samples (0.5 = alike: still realistic);
+- the same difference in the latent space, without the sampler and the decoder: the denoiser's own
+  estimate (``predict_mean``, nothing observed, each real sample's metadata) against the VAE's latents
+  of the real samples (``latent_r``, ``latent_slope``, and each shift's mean absolute size in sd of
+  the real latents).
 
-Extra ``key=value`` arguments are DepMicroDiff options (e.g. ``d_model=64 n_layers=4``).
+``--held-out`` trains on a random half of the samples and compares with the other half, generated
+for their metadata: the model never saw those samples, so memorising earns nothing.
+
+    python inst/scripts/check_metadata_effects.py --seed 0 --dat-steps 1000 --out /tmp/metadata [--held-out] [key=value ...]
+
+Extra ``key=value`` arguments are DepMicroDiff options (e.g. ``d_model=64 metadata_base=true``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from check_components import _tumour_auroc  # noqa: E402  (this folder is on sys.path when run as a script)
+from check_components import _tumour_auroc, _two_sample_auroc  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from pydepmicro.cli_model import parse_value
 from pydepmicro.datasets import simulate
@@ -55,7 +59,7 @@ def _latent_shift(model: DepMicroDiff, table, tumour: np.ndarray) -> dict:
     real = module.encode(prep.y, prep.observed).reshape(table.n_samples, -1).numpy()
     empty = torch.zeros_like(prep.y)
     cond, cond_valid = model._condition_tokens(table)
-    estimate = module.predict_mean(module.token_condition(empty, empty > 0), model.scheduler(), cond=cond,
+    estimate = module.predict_mean(module.token_condition(empty, empty > 0, cond, cond_valid), model.scheduler(), cond=cond,
                                    cond_valid=cond_valid).reshape(table.n_samples, -1).numpy()
     d_real, d_gen = _tumour_minus_normal(real, tumour), _tumour_minus_normal(estimate, tumour)
     sd = real.std(axis=0)
@@ -69,24 +73,33 @@ def main() -> None:
     ap.add_argument("--dat-steps", type=int, default=1000)
     ap.add_argument("--out", default="/tmp/metadata")
     ap.add_argument("--permutations", type=int, default=200, help="label permutations of the null")
+    ap.add_argument("--held-out", action="store_true",
+                    help="train on a random half of the samples; generate for the other half's metadata and compare "
+                         "with those real samples, which the model never saw (no credit for memorising)")
     ap.add_argument("options", nargs="*", help="DepMicroDiff options as key=value")
     args = ap.parse_args()
     options = {k: parse_value(v) for k, v in (o.split("=", 1) for o in args.options)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sim = simulate(300, 80, seed=args.seed)
-    table = sim.table
+    table = train = sim.table
+    if args.held_out:
+        order = np.random.default_rng(args.seed).permutation(table.n_samples)
+        half = table.n_samples // 2
+        train = table.subset(samples=table.sample_ids[np.sort(order[:half])])
+        table = table.subset(samples=table.sample_ids[np.sort(order[half:])])
     is_tumour = (table.sample_meta["sample_type"] == "Primary Tumor").to_numpy()
     real = _tumour_minus_normal(_log_scale(table.counts), is_tumour)
     planted = sim.taxon_effects["sample_type_effect"].to_numpy()
-    row = {"seed": args.seed, "dat_steps": args.dat_steps, **options,
+    row = {"seed": args.seed, "dat_steps": args.dat_steps, "held_out": args.held_out, **options,
            "r_real_planted": float(np.corrcoef(real, planted)[0, 1])}
-    folder = out / "-".join([f"model-s{args.seed}-d{args.dat_steps}", *(f"{k}{v}" for k, v in options.items())])
+    folder = out / "-".join([f"model-s{args.seed}-d{args.dat_steps}", *(["heldout"] if args.held_out else []),
+                             *(f"{k}{v}" for k, v in options.items())])
     if (folder / "config.json").exists():
         model = DepMicroDiff.load(folder, device="cpu")
     else:
         t0 = time.perf_counter()
-        model = DepMicroDiff(device="cpu", **options).fit(table, seed=args.seed, progress=False,
+        model = DepMicroDiff(device="cpu", **options).fit(train, seed=args.seed, progress=False,
                                                           generate_fraction=1.0, dat_steps=args.dat_steps)
         row["fit_seconds"] = time.perf_counter() - t0
         model.save(folder)
@@ -105,6 +118,8 @@ def main() -> None:
         row[f"null_sd_g{guidance:g}"] = float(null.std())
         row[f"p_g{guidance:g}"] = float((1 + np.sum(null >= r)) / (1 + len(null)))
         row["tumour_auroc_real_cv"], row[f"tumour_auroc_g{guidance:g}"] = _tumour_auroc(table, synthetic)
+        # realism beside it: can a classifier tell these samples from the real ones (0.5 = alike)?
+        row[f"real_vs_generated_auroc_g{guidance:g}"] = _two_sample_auroc(table, synthetic, args.seed)
     row.update(_latent_shift(model, table, is_tumour))
     print(json.dumps(row), flush=True)
     with open(out / "results.jsonl", "a") as handle:

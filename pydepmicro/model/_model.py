@@ -81,7 +81,7 @@ DEFAULTS: dict[str, Any] = dict(
     n_blocks=4, ar_alpha=0.9, ar_order="prevalence", dep_mode="open", dependency="none", cond_latent="all",
     target="residual",
     prediction_type="v_prediction", num_train_timesteps=1000,
-    metadata="auto", metadata_mode="field", text_encoder=None, taxonomy_embedding="none", taxonomy_dim=8,
+    metadata="auto", metadata_mode="field", metadata_base=False, text_encoder=None, taxonomy_embedding="none", taxonomy_dim=8,
     generation_scaling="dimension", scale=100.0, log_base=math.e,
 )  # fmt: skip
 
@@ -134,6 +134,12 @@ class DepMicroDiff:
         Condition on the table's sample metadata: "auto" when it has usable columns.
     metadata_mode : {"field", "sample"}
         One condition token per metadata field, or one per sample (:func:`pydepmicro.text.encode_metadata`).
+    metadata_base : bool
+        Generation only (``generate_fraction > 0``): a sample drawn from nothing starts from a ridge
+        regression of the latent on its metadata (the mean of its metadata tokens, penalty by
+        generalised cross-validation) instead of one centre for all, and the diffusion models the
+        rest (:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.fit_metadata_base`). Classifier-free
+        guidance then amplifies only what the denoiser adds. Imputation is unchanged.
     text_encoder : str or None
         Local path or cached hub name of a BERT-family model; None = packaged all-MiniLM-L6-v2.
     taxonomy_embedding : {"none", "poincare"}
@@ -409,7 +415,7 @@ class DepMicroDiff:
         module.set_latent_stats(y[train_rows], obs[train_rows])
         dat_opts = TrainOptions(steps=dat_steps, batch_size=batch_size, lr=dat_lr, max_hide=max_hide,
                                 max_drop=max_drop, hide_zeros=hide_zeros, generate_fraction=generate_fraction,
-                                precision=self.precision, log_base=h["log_base"])
+                                precision=self.precision, log_base=h["log_base"], metadata_base=h["metadata_base"])
         history += train_denoiser(module, y, obs, cond, cond_valid, train_rows, val_rows, self.scheduler(),
                                   dat_opts, seed=seed, progress=progress, dist=dist)
         module.calibrate_generation(y[train_rows], obs[train_rows])
@@ -422,6 +428,7 @@ class DepMicroDiff:
             "vae": vae_opts.as_dict(), "denoiser": dat_opts.as_dict(), "seed": seed, "val_fraction": val_fraction,
             "n_train": len(train_rows), "n_val": len(val_rows), "table": table.source or "in memory",
             "pretrained_taxa_shared": shared, "dependency_edges": int(np.asarray(dep).sum()),
+            "metadata_base": getattr(module, "metadata_base_fit", None),
             "seconds": round(time.perf_counter() - start, 2), "device": str(self.device),
             "library_size_given": library_size is not None,
             "generate_fraction": generate_fraction,
@@ -986,7 +993,7 @@ def _check_hparams(h: dict) -> None:
     choices = {"ar_order": AR_ORDERS, "dependency": DEPENDENCY_METHODS, "dep_mode": ("open", "restrict"),
                "prediction_type": ("v_prediction", "epsilon"), "metadata": ("auto", True, False),
                "cond_latent": ("all", "observed"), "target": ("residual", "latent"),
-               "metadata_mode": ("field", "sample"), "taxonomy_embedding": ("none", "poincare"),
+               "metadata_mode": ("field", "sample"), "metadata_base": (True, False), "taxonomy_embedding": ("none", "poincare"),
                "generation_scaling": GENERATION_SCALINGS}
     for name, allowed in choices.items():
         if h[name] is None and "none" in allowed:

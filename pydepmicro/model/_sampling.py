@@ -273,10 +273,10 @@ def _impute_chunk(module, chunk, y, observed, cond, cond_valid, schedulers, out,
     """One batch of :func:`draw_estimates`: fills ``out`` (and ``all_draws``) at the chunk's rows."""
     q = y.shape[1]
     yb, ob = y[chunk].to(device), observed[chunk].to(device)
-    tc = module.token_condition(yb, ob)
     c = cv = None
     if cond is not None:
         c, cv = cond[chunk.to(cond.device)], cond_valid[chunk.to(cond.device)]
+    tc = module.token_condition(yb, ob, c, cv)
     idx = chunk.numpy()
     if estimate in PASS_ESTIMATES:
         if VALUE_PASS[estimate] == "mean" and schedulers:
@@ -407,10 +407,10 @@ def draw_samples(
     chunks = [np.arange(i, min(i + per_batch, n)) for i in range(0, n, per_batch)]
     for idx in tqdm(chunks, desc="generating", unit="batch", disable=not progress, leave=False):
         empty = torch.zeros(len(idx), q, device=device)
-        tc = module.token_condition(empty, empty > 0)
         c = cv = None
         if cond is not None:
             c, cv = cond[idx].to(device), cond_valid[idx].to(device)
+        tc = module.token_condition(empty, empty > 0, c, cv)
         with autocast(torch.device(device), precision):
             z = module.sample(tc, schedulers, cond=c, cond_valid=cv, generator=gen, guidance=guidance)
             dec = module.decode(z, presence="sample", generator=gen, calibrated=True)

@@ -154,8 +154,12 @@ def load_model(cls, path, *, device: str = "auto"):
             # buffers of generation, absent from folders saved before they existed (identity values)
             for key, value in (("generation_std", torch.ones(vae.d_z)), ("presence_offset", torch.zeros(q)),
                                ("abundance_sd", torch.zeros(q)), ("generation_loc", torch.zeros(q, vae.d_z)),
-                               ("generation_scale", torch.ones(q, vae.d_z))):
+                               ("generation_scale", torch.ones(q, vae.d_z)),
+                               ("metadata_weight", torch.zeros(0, q, vae.d_z)), ("metadata_center", torch.zeros(0))):
                 state.setdefault(key, value)
+            # the metadata base's size is set by its fit (metadata tokens x width)
+            module.metadata_weight = torch.zeros_like(state["metadata_weight"])
+            module.metadata_center = torch.zeros_like(state["metadata_center"])
             module.load_state_dict(state, strict=True)
             model.module, model.vae, model.taxa = module.to(model.device), module.vae, ids
     except RuntimeError as exc:

@@ -41,6 +41,9 @@ class TrainOptions:
     # share of training samples hidden entirely (generation examples, DepMicroDiff.generate); for
     # the denoiser, half of them also lose their metadata, so it learns unconditional generation too
     generate_fraction: float = 0.0
+    # generation rows start from a ridge regression of their latent on their metadata
+    # (LatentDiffusion.fit_metadata_base) instead of the unconditional centre alone
+    metadata_base: bool = False
     precision: str = "fp32"  # "bf16": forward passes under autocast (_device.autocast)
     # log base of the values: a dropout then takes its reads out of the sample (_data.corrupt);
     # None = dropped entries are only zeroed (models before drops_renormalized)
@@ -256,7 +259,8 @@ def _dat_loss(module: LatentDiffusion, z0, y, obs, cond, cond_valid, scheduler, 
     the training corruption turns into the condition."""
     with torch.no_grad():
         y_in, obs_in, changed = _corrupt(y, obs, options, generator)
-        token_cond = module.token_condition(y_in, obs_in)
+        # the metadata base uses all of a sample's metadata; the dropout hides only the tokens
+        token_cond = module.token_condition(y_in, obs_in, cond, cond_valid)
         cond_valid = _drop_metadata(cond_valid, obs, obs_in, options, generator)
     err = module.diffusion_loss(z0, token_cond, scheduler, cond=cond, cond_valid=cond_valid, generator=generator)
     loss = err.mean()
@@ -277,9 +281,10 @@ def _dat_loss_sharded(step_module, module: LatentDiffusion, z0, y, obs, cond, co
     part = dist.shard(torch.arange(B, device=y.device))
     with torch.no_grad():
         y_in, obs_in, changed = _corrupt(y, obs, options, generator)
+        token_cond = module.token_condition(y_in[part], obs_in[part], *(
+            (None, None) if cond is None else (cond[part], cond_valid[part])))
         cond_valid = _drop_metadata(cond_valid, obs, obs_in, options, generator)
         z0 = z0[part]
-        token_cond = module.token_condition(y_in[part], obs_in[part])
         t = torch.randint(0, scheduler.num_train_timesteps, (B,), generator=generator, device=y.device)
         noise = torch.randn((B, q, z0.shape[-1]), generator=generator, device=y.device, dtype=z0.dtype)
     c, cv = (None, None) if cond is None else (cond[part], cond_valid[part])
@@ -332,6 +337,11 @@ def train_denoiser(
     module.vae.requires_grad_(False)
     rows_t = torch.as_tensor(train_rows).to(device)
     _set_residual_scale(module, y[rows_t], observed[rows_t], options, seed)
+    module.clear_metadata_base()
+    module.metadata_base_fit = None
+    if options.metadata_base and cond is not None and cond.shape[1] and options.generate_fraction:
+        module.metadata_base_fit = module.fit_metadata_base(module.encode(y[rows_t], observed[rows_t]),
+                                                            cond[rows_t], cond_valid[rows_t])
     z0 = _encode_rows(module, y, observed, torch.as_tensor(np.concatenate([train_rows, val_rows])).to(device),
                       options)
     module.dat.train()

@@ -115,6 +115,10 @@ class LatentDiffusion(nn.Module):
         # the log abundance around the decoder's value (the likelihood's noise, drawn when generating)
         self.register_buffer("presence_offset", torch.zeros(q))
         self.register_buffer("abundance_sd", torch.zeros(q))
+        # metadata base of generation (fit_metadata_base): a ridge regression of the latent on the
+        # metadata tokens, added to the condition latent of samples with nothing observed; empty = off
+        self.register_buffer("metadata_weight", torch.zeros(0, q, self.d_z))
+        self.register_buffer("metadata_center", torch.zeros(0))
 
     # -- latents -------------------------------------------------------------------------------
 
@@ -223,15 +227,81 @@ class LatentDiffusion(nn.Module):
             self.generation_loc.copy_(residual.mean(0))
             self.generation_scale.copy_(residual.std(0).clamp_min(1e-3) / self.generation_std)
 
-    def token_condition(self, y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    def token_condition(self, y: torch.Tensor, observed: torch.Tensor, cond: torch.Tensor | None = None,
+                        cond_valid: torch.Tensor | None = None) -> torch.Tensor:
         """Per-taxon condition (B, q, d_z + 2): [latent, observed bit, value (0 if missing)]; the
-        latent of a missing taxon is zeroed when ``cond_latent == "observed"`` (paper eq. 2)."""
+        latent of a missing taxon is zeroed when ``cond_latent == "observed"`` (paper eq. 2). A sample
+        with nothing observed gets its metadata base added to the latent (:meth:`metadata_base`;
+        ``cond`` (B, c, d_cond) and ``cond_valid`` (B, c) are its metadata tokens, all of them, before
+        any training-time dropout)."""
         obs = observed.to(y.dtype)
         y0 = torch.where(observed, y, torch.zeros_like(y))
         z_obs = self.encode(y0, observed)
         if self.cond_latent == "observed":
             z_obs = z_obs * obs[..., None]
+        if cond is not None and cond.shape[1] and self.metadata_weight.numel():
+            nothing = ~observed.any(dim=1)
+            z_obs = z_obs + self.metadata_base(cond, cond_valid) * nothing.to(z_obs.dtype)[:, None, None]
         return torch.cat([z_obs, obs[..., None], (y0 * obs)[..., None]], dim=-1)
+
+    @staticmethod
+    def metadata_embedding(cond: torch.Tensor, cond_valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each sample's metadata tokens side by side (B, c * d_cond), zero where a token is not valid
+        (a field keeps its own coefficients: a continuous field such as age does not blur the others),
+        and whether the sample has any valid token (B,)."""
+        valid = torch.ones(cond.shape[:2], dtype=torch.bool, device=cond.device) if cond_valid is None else cond_valid
+        return (cond * valid.to(cond.dtype)[..., None]).flatten(1), valid.any(1)
+
+    def clear_metadata_base(self) -> None:
+        self.metadata_weight = torch.zeros(0, self.q, self.d_z, device=self.metadata_weight.device)
+        self.metadata_center = torch.zeros(0, device=self.metadata_center.device)
+
+    def metadata_base(self, cond: torch.Tensor, cond_valid: torch.Tensor | None) -> torch.Tensor:
+        """The fitted shift of a generated sample's standardised latent given its metadata (B, q, d_z);
+        zero for a sample without metadata, and everywhere before :meth:`fit_metadata_base`."""
+        emb, has = self.metadata_embedding(cond, cond_valid)
+        if emb.shape[1] != self.metadata_weight.shape[0]:
+            raise ValueError(f"the metadata base was fitted on {self.metadata_weight.shape[0]} features, "
+                             f"got {emb.shape[1]} (another number of metadata tokens)")
+        shift = torch.einsum("bc,cqd->bqd", emb.to(self.metadata_weight.dtype) - self.metadata_center,
+                             self.metadata_weight)
+        return shift * has.to(shift.dtype)[:, None, None]
+
+    @torch.no_grad()
+    def fit_metadata_base(self, z0: torch.Tensor, cond: torch.Tensor, cond_valid: torch.Tensor | None,
+                          n_penalties: int = 40) -> dict:
+        """Fit :meth:`metadata_base`: ridge regression of the generation residual (z0 minus the
+        unconditional centre, (n, q, d_z) over training samples) on the mean metadata token (n, d_cond),
+        the penalty chosen by generalised cross-validation, so that a sample's own latent cannot be
+        memorised through near-unique metadata (e.g. age). Returns the penalty and the in-sample and
+        cross-validated R^2."""
+        self.clear_metadata_base()
+        emb, has = self.metadata_embedding(cond, cond_valid)
+        empty = torch.zeros(z0.shape[:2], device=z0.device)
+        centre = self.base(self.token_condition(empty, empty > 0)) + self.generation_loc
+        x = emb[has].double()
+        r = (z0 - centre)[has].reshape(int(has.sum()), -1).double()
+        n = x.shape[0]
+        if n < 10:
+            return {"penalty": float("nan"), "r2": 0.0, "r2_cv": 0.0, "n": n}
+        x_mean, r_mean = x.mean(0), r.mean(0)
+        xc, rc = x - x_mean, r - r_mean
+        u, sv, vt = torch.linalg.svd(xc, full_matrices=False)
+        uty = u.T @ rc
+        total = float((rc**2).sum())
+        best = None
+        for lam in (sv.max() ** 2) * torch.logspace(-6, 2, n_penalties, dtype=torch.float64):
+            shrink = sv**2 / (sv**2 + lam)
+            fitted = u @ (shrink[:, None] * uty)
+            rss = float(((rc - fitted) ** 2).sum())
+            gcv = rss / (1.0 - float(shrink.sum()) / n) ** 2
+            if best is None or gcv < best[0]:
+                best = (gcv, float(lam), rss)
+        gcv, lam, rss = best
+        weight = vt.T @ ((sv / (sv**2 + lam))[:, None] * uty)  # (c * d_cond, q * d_z)
+        self.metadata_weight = weight.reshape(-1, self.q, self.d_z).to(z0.dtype)
+        self.metadata_center = x_mean.to(z0.dtype)
+        return {"penalty": lam, "r2": 1.0 - rss / total, "r2_cv": 1.0 - gcv / total, "n": n}
 
     # -- AR order helpers ------------------------------------------------------------------------
 
