@@ -337,13 +337,12 @@ def train_denoiser(
     module.vae.requires_grad_(False)
     rows_t = torch.as_tensor(train_rows).to(device)
     _set_residual_scale(module, y[rows_t], observed[rows_t], options, seed)
+    z0 = _encode_rows(module, y, observed, torch.as_tensor(np.concatenate([train_rows, val_rows])).to(device),
+                      options)
     module.clear_metadata_base()
     module.metadata_base_fit = None
     if options.metadata_base and cond is not None and cond.shape[1] and options.generate_fraction:
-        module.metadata_base_fit = module.fit_metadata_base(module.encode(y[rows_t], observed[rows_t]),
-                                                            cond[rows_t], cond_valid[rows_t])
-    z0 = _encode_rows(module, y, observed, torch.as_tensor(np.concatenate([train_rows, val_rows])).to(device),
-                      options)
+        module.metadata_base_fit = module.fit_metadata_base(z0[rows_t], cond[rows_t], cond_valid[rows_t])
     module.dat.train()
     if dist is not None:
         dist.check_batch(min(options.batch_size, len(train_rows)))
