@@ -81,7 +81,8 @@ DEFAULTS: dict[str, Any] = dict(
     n_blocks=4, ar_alpha=0.9, ar_order="prevalence", dep_mode="open", dependency="none", cond_latent="all",
     target="residual",
     prediction_type="v_prediction", num_train_timesteps=1000,
-    metadata="auto", metadata_mode="field", metadata_base=False, text_encoder=None, taxonomy_embedding="none", taxonomy_dim=8,
+    metadata="auto", metadata_mode="field", metadata_base=False, text_encoder=None,
+    taxonomy_embedding="none", taxonomy_dim=8,
     generation_scaling="dimension", scale=100.0, log_base=math.e,
 )  # fmt: skip
 
@@ -136,8 +137,8 @@ class DepMicroDiff:
         One condition token per metadata field, or one per sample (:func:`pydepmicro.text.encode_metadata`).
     metadata_base : bool
         Generation only (``generate_fraction > 0``): a sample drawn from nothing starts from a ridge
-        regression of the latent on its metadata (the mean of its metadata tokens, penalty by
-        generalised cross-validation) instead of one centre for all, and the diffusion models the
+        regression of the latent on its metadata tokens (penalty by generalised cross-validation)
+        instead of one centre for all, and the diffusion models the
         rest (:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.fit_metadata_base`). Classifier-free
         guidance then amplifies only what the denoiser adds. Imputation is unchanged.
     text_encoder : str or None

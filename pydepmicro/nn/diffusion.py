@@ -271,8 +271,8 @@ class LatentDiffusion(nn.Module):
     def fit_metadata_base(self, z0: torch.Tensor, cond: torch.Tensor, cond_valid: torch.Tensor | None,
                           n_penalties: int = 40) -> dict:
         """Fit :meth:`metadata_base`: ridge regression of the generation residual (z0 minus the
-        unconditional centre, (n, q, d_z) over training samples) on the mean metadata token (n, d_cond),
-        the penalty chosen by generalised cross-validation, so that a sample's own latent cannot be
+        unconditional centre, (n, q, d_z) over training samples) on the metadata tokens side by side
+        (n, c * d_cond; :meth:`metadata_embedding`), the penalty chosen by generalised cross-validation, so that a sample's own latent cannot be
         memorised through near-unique metadata (e.g. age). Returns the penalty and the in-sample and
         cross-validated R^2."""
         self.clear_metadata_base()
@@ -282,10 +282,10 @@ class LatentDiffusion(nn.Module):
         x = emb[has].double()
         r = (z0 - centre)[has].reshape(int(has.sum()), -1).double()
         n = x.shape[0]
-        if n < 10:
-            return {"penalty": float("nan"), "r2": 0.0, "r2_cv": 0.0, "n": n}
         x_mean, r_mean = x.mean(0), r.mean(0)
         xc, rc = x - x_mean, r - r_mean
+        if n < 10 or float((rc**2).sum()) == 0.0 or float((xc**2).sum()) == 0.0:  # nothing to regress
+            return {"penalty": float("nan"), "r2": 0.0, "r2_cv": 0.0, "n": n}
         u, sv, vt = torch.linalg.svd(xc, full_matrices=False)
         uty = u.T @ rc
         total = float((rc**2).sum())
@@ -294,9 +294,14 @@ class LatentDiffusion(nn.Module):
             shrink = sv**2 / (sv**2 + lam)
             fitted = u @ (shrink[:, None] * uty)
             rss = float(((rc - fitted) ** 2).sum())
-            gcv = rss / (1.0 - float(shrink.sum()) / n) ** 2
+            free = 1.0 - float(shrink.sum()) / n
+            if free <= 1e-6:  # as many effective parameters as samples: no cross-validated fit
+                continue
+            gcv = rss / free**2
             if best is None or gcv < best[0]:
                 best = (gcv, float(lam), rss)
+        if best is None:
+            return {"penalty": float("nan"), "r2": 0.0, "r2_cv": 0.0, "n": n}
         gcv, lam, rss = best
         weight = vt.T @ ((sv / (sv**2 + lam))[:, None] * uty)  # (c * d_cond, q * d_z)
         self.metadata_weight = weight.reshape(-1, self.q, self.d_z).to(z0.dtype)
