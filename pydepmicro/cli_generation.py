@@ -128,7 +128,8 @@ def simulate_copula(real_path, n_samples, output_path, fmt, to_fmt, seed, round_
               help="Share of samples drawn empty, without reads (default: the training table's share; 0: none).")
 @click.option("--guidance", default=1.0, show_default=True, type=click.FloatRange(0),
               help="With --meta: classifier-free guidance; above 1 strengthens the metadata's effect on the samples "
-                   "(twice the sampling time), 0 ignores it.")
+                   "(twice the sampling time), 0 ignores what the denoiser makes of it (a model's metadata "
+                   "base, on by default, always applies).")
 @run_options
 @click.option("--batch-size", default=512, show_default=True, type=click.IntRange(1),
               help="Samples per forward pass: bounds memory.")

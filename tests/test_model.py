@@ -330,7 +330,7 @@ def test_metadata_base_is_fitted_for_generation_models_and_saved(tiny_model_dir,
     """metadata_base=True: a generation model fits the ridge base (its cross-validated R^2 is recorded),
     the saved model reloads to the same draws, and imputation of observed samples does not use it."""
     table = _table(seed=7, metadata=True)
-    model = DepMicroDiff(text_encoder=str(tiny_model_dir), device="cpu", metadata_base=True, **TINY)
+    model = DepMicroDiff(text_encoder=str(tiny_model_dir), device="cpu", **TINY)  # metadata_base: the default
     model.fit(table, seed=0, generate_fraction=0.5, **STEPS)
     fit = model.training["fit"]["metadata_base"]
     assert fit["n"] > 10 and np.isfinite(fit["penalty"]) and fit["r2"] >= fit["r2_cv"]
@@ -340,8 +340,8 @@ def test_metadata_base_is_fitted_for_generation_models_and_saved(tiny_model_dir,
     meta = table.sample_meta.iloc[:6]
     a = model.generate(meta=meta, seed=3, sampler="ddim:3", progress=False)
     assert np.array_equal(a.counts, loaded.generate(meta=meta, seed=3, sampler="ddim:3", progress=False).counts)
-    # without the option the base stays zero
-    plain = DepMicroDiff(text_encoder=str(tiny_model_dir), device="cpu", **TINY)
+    # without the option the base stays empty
+    plain = DepMicroDiff(text_encoder=str(tiny_model_dir), device="cpu", metadata_base=False, **TINY)
     plain.fit(table, seed=0, generate_fraction=0.5, **STEPS)
     assert plain.training["fit"]["metadata_base"] is None and plain.module.metadata_weight.abs().sum() == 0
 

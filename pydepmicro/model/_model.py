@@ -81,7 +81,7 @@ DEFAULTS: dict[str, Any] = dict(
     n_blocks=4, ar_alpha=0.9, ar_order="prevalence", dep_mode="open", dependency="none", cond_latent="all",
     target="residual",
     prediction_type="v_prediction", num_train_timesteps=1000,
-    metadata="auto", metadata_mode="field", metadata_base=False, text_encoder=None,
+    metadata="auto", metadata_mode="field", metadata_base=True, text_encoder=None,
     taxonomy_embedding="none", taxonomy_dim=8,
     generation_scaling="dimension", scale=100.0, log_base=math.e,
 )  # fmt: skip
@@ -140,7 +140,10 @@ class DepMicroDiff:
         regression of the latent on its metadata tokens (penalty by generalised cross-validation)
         instead of one centre for all, and the diffusion models the
         rest (:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.fit_metadata_base`). Classifier-free
-        guidance then amplifies only what the denoiser adds. Imputation is unchanged.
+        guidance then amplifies only what the denoiser adds. Imputation is unchanged. On by default:
+        on 4 simulated tables, generating for metadata the model never saw, it raised the share of
+        the tumour-normal effect reproduced on every one (slope 0.21 / -0.04 / 0.11 / -0.12 without
+        it, 0.52 / 0.05 / 1.11 / 0.25 with it) at unchanged realism (docs/benchmark/README.md).
     text_encoder : str or None
         Local path or cached hub name of a BERT-family model; None = packaged all-MiniLM-L6-v2.
     taxonomy_embedding : {"none", "poincare"}
@@ -826,7 +829,9 @@ class DepMicroDiff:
         guidance : float >= 0
             Classifier-free guidance on ``meta`` (:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.sample`):
             1 = plain conditioning (default), above 1 amplifies the metadata's effect at twice the
-            sampling time, 0 ignores it. Only with ``meta``.
+            sampling time, 0 ignores it. Only with ``meta``. With ``metadata_base`` (the default),
+            guidance acts on what the denoiser adds to the metadata base; the base itself always
+            applies (for samples without metadata, leave ``meta`` out).
         """
         self._check_fitted()
         check_number("guidance", guidance, 0.0)

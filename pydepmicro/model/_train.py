@@ -308,6 +308,10 @@ def _adamw(params, options: TrainOptions) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
 
 
+#: samples the metadata base is fitted on at most (a seeded random subset of the training rows beyond it)
+METADATA_BASE_MAX_ROWS = 5000
+
+
 def train_denoiser(
     module: LatentDiffusion,
     y: torch.Tensor,
@@ -342,7 +346,13 @@ def train_denoiser(
     module.clear_metadata_base()
     module.metadata_base_fit = None
     if options.metadata_base and cond is not None and cond.shape[1] and options.generate_fraction:
-        module.metadata_base_fit = module.fit_metadata_base(z0[rows_t], cond[rows_t], cond_valid[rows_t])
+        # a ridge regression needs no more than a few thousand samples; a cap bounds its memory
+        # (samples x taxa x d_z in float64) on large tables
+        base_rows = rows_t
+        if len(base_rows) > METADATA_BASE_MAX_ROWS:
+            pick = torch.randperm(len(base_rows), generator=torch.Generator().manual_seed(seed + 7))
+            base_rows = base_rows[pick[:METADATA_BASE_MAX_ROWS].sort().values.to(base_rows.device)]
+        module.metadata_base_fit = module.fit_metadata_base(z0[base_rows], cond[base_rows], cond_valid[base_rows])
     module.dat.train()
     if dist is not None:
         dist.check_batch(min(options.batch_size, len(train_rows)))
