@@ -289,11 +289,14 @@ class LatentDiffusion(nn.Module):
         u, sv, vt = torch.linalg.svd(xc, full_matrices=False)
         uty = u.T @ rc
         total = float((rc**2).sum())
+        # the residual sum of squares per penalty from the SVD alone (no n x q·d_z fit per penalty):
+        # the part of rc outside U's span, plus each singular direction's unexplained share
+        along = (uty**2).sum(1)
+        outside = total - float(along.sum())
         best = None
         for lam in (sv.max() ** 2) * torch.logspace(-6, 2, n_penalties, dtype=torch.float64):
             shrink = sv**2 / (sv**2 + lam)
-            fitted = u @ (shrink[:, None] * uty)
-            rss = float(((rc - fitted) ** 2).sum())
+            rss = outside + float((((1.0 - shrink) ** 2) * along).sum())
             free = 1.0 - float(shrink.sum()) / n
             if free <= 1e-6:  # as many effective parameters as samples: no cross-validated fit
                 continue
