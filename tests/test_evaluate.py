@@ -25,6 +25,7 @@ from pydepmicro.evaluate import (
     impute_softimpute,
     impute_taxon_mean,
     impute_zeros,
+    lineage_ancestors,
     lineage_relatives,
     masked_log_inputs,
     summarise,
@@ -109,6 +110,15 @@ def test_lineage_relatives_hand_built():
     assert np.array_equal(rel, expected)  # case-insensitive names, ranks and columns
     # without a rank column the rank is the deepest filled column: same answer here
     assert np.array_equal(lineage_relatives(NESTED.drop(columns="Rank"), NESTED.index), expected)
+
+
+def test_lineage_ancestors_nearest_first():
+    anc = lineage_ancestors(NESTED, NESTED.index)
+    assert anc == {"t0": [], "t1": ["t0"], "t2": ["t1", "t0"], "t3": ["t1", "t0"], "t4": ["t0"], "t5": []}
+    # on a subset the chain holds the subset's taxa only
+    assert lineage_ancestors(NESTED, ["t3", "t0"]) == {"t3": ["t0"], "t0": []}
+    rel = lineage_relatives(NESTED, NESTED.index)
+    assert all(rel[int(b[1]), [int(a[1]) for a in chain]].all() for b, chain in anc.items())
 
 
 def test_lineage_intermediate_rank_is_conservative():

@@ -408,3 +408,41 @@ def test_spread_calibration_recovers_the_factor_of_a_known_error(model, monkeypa
     out = model._calibrate_spread(table, np.flatnonzero(np.nansum(table.counts, axis=1) > 0), max_hide=0.3, seed=0)
     assert out["entries"] > 300
     assert 2.6 < out["factor"] < 3.4
+
+
+def _nested_table(n=40, seed=0) -> MicrobiomeTable:
+    """Six nested taxa: a family holding two genera, one genus holding two species, and a lone genus."""
+    import pandas as pd
+
+    taxonomy = pd.DataFrame({
+        "Kingdom": ["Bacteria"] * 6, "Family": ["Fam"] * 5 + ["Other"],
+        "Genus": [np.nan, "Gen", "Gen", "Gen", "Two", "Lone"], "Species": [np.nan, np.nan, "Gen a", "Gen b", np.nan, np.nan],
+        "rank": ["family", "genus", "species", "species", "genus", "genus"],
+    }, index=[f"t{j}" for j in range(6)])
+    rng = np.random.default_rng(seed)
+    leaves = rng.poisson(30, size=(n, 4)) * (rng.random((n, 4)) < 0.7)  # species a, b, genus Two, Lone
+    genus = leaves[:, 0] + leaves[:, 1] + rng.poisson(5, n)
+    family = genus + leaves[:, 2] + rng.poisson(5, n)
+    counts = np.column_stack([family, genus, leaves[:, 0], leaves[:, 1], leaves[:, 2], leaves[:, 3] + 1]).astype(float)
+    return MicrobiomeTable(counts, [f"s{i}" for i in range(n)], list(taxonomy.index), taxonomy=taxonomy)
+
+
+def test_lineage_inputs_from_the_taxonomy_are_saved_with_the_model(tmp_path):
+    table = _nested_table()
+    pre = DepMicroDiff(metadata=False, device="cpu", lineage_inputs=True, **TINY)
+    pre.pretrain_vae([_nested_table(seed=1)], steps=5, progress=False)
+    assert pre.vae.ancestors["t2"] == ("t1", "t0")
+    model = pre.fit(table, seed=0, **STEPS)
+    assert model.vae.enc_in.in_features == 6 and model.vae.ancestors["t4"] == ("t0",)
+    model.save(tmp_path / "m")
+    loaded = DepMicroDiff.load(tmp_path / "m", device="cpu")
+    assert loaded.hparams["lineage_inputs"] and loaded.vae.ancestors == model.vae.ancestors
+    a = model.impute(table, draws=2, sampler="ddim:5", seed=4, progress=False)
+    b = loaded.impute(table, draws=2, sampler="ddim:5", seed=4, progress=False)
+    assert np.array_equal(a.table.counts, b.table.counts)
+    # without a taxonomy the pretrained VAE's lineage is kept; with none known at all, a warning
+    bare = MicrobiomeTable(table.counts, table.sample_ids, table.taxa_ids)
+    refit = loaded.copy()
+    with pytest.warns(UserWarning, match="no taxon .* has a known ancestor"):
+        DepMicroDiff(metadata=False, device="cpu", lineage_inputs=True, **TINY).fit(bare, seed=0, **STEPS)
+    assert refit.fit(bare, seed=0, **STEPS).vae.ancestors["t2"] == ("t1", "t0")

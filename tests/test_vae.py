@@ -1,6 +1,7 @@
 """TaxonEmbedding (ids -> rows, extend, transfer) and TaxonVAE (shapes, loss, masking, init, save)."""
 
 import json
+import math
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -282,3 +283,60 @@ def test_vae_bad_inputs():
         vae(torch.rand(2, 20), torch.ones(2, 19))
     with pytest.raises(ValueError, match="prevalence"):
         vae.init_presence_bias(torch.full((20,), 1.5))
+
+
+# -- lineage inputs ----------------------------------------------------------------------------
+
+LINEAGE = {"fam": [], "gen": ["fam"], "sp1": ["gen", "fam"], "sp2": ["gen", "fam"], "other": []}
+
+
+def _log(x):
+    return torch.log1p(torch.as_tensor(x, dtype=torch.float32))
+
+
+def test_lineage_features_read_the_parents_unaccounted_reads():
+    vae = TaxonVAE(vocab=list(LINEAGE), d_model=16, n_heads=2, lineage_inputs=True, ancestors=list(LINEAGE.values()))
+    taxa = ["fam", "gen", "sp1", "sp2", "other"]
+    # fam 100 reads: gen 80 of them, whose species hold 30 + 10 (sample 0) or sp1 dropped (sample 1)
+    x = [[100.0, 80.0, 30.0, 10.0, 5.0], [100.0, 80.0, 0.0, 10.0, 5.0]]
+    f = vae.lineage_features(_log(x), vae.index(taxa))
+    assert vae.table_parents(vae.index(taxa)).tolist() == [-1, 0, 1, 1, -1]
+    # u of a species = (gen - species total) / gen: 40/80 with both, 70/80 with sp1 dropped
+    assert f[0, 2, 0].item() == pytest.approx(0.5, abs=1e-5) and f[1, 2, 0].item() == pytest.approx(70 / 80, abs=1e-5)
+    assert f[0, 1, 0].item() == pytest.approx(0.2, abs=1e-5)  # gen: 20 of fam's 100 unaccounted
+    assert f[:, 0, :2].abs().sum() == 0 and f[:, 4].abs().sum() == 0  # no parent: 0 (and "other" no children)
+    assert f[0, 0, 2].item() == pytest.approx(math.log1p(80), abs=1e-4)
+    assert f[0, 2, 1] == 1 and f[0, 1, 2].item() == pytest.approx(math.log1p(40), abs=1e-5)  # parent present, children
+    # a table without the genus: the species' parent is the family (nearest ancestor present)
+    sub = ["sp1", "sp2", "fam"]
+    assert vae.table_parents(vae.index(sub)).tolist() == [2, 2, -1]
+    g = vae.lineage_features(_log([[0.0, 10.0, 100.0]]), vae.index(sub))
+    assert g[0, 0, 0].item() == pytest.approx(0.9, abs=1e-5) and g[0, 2, 2].item() == pytest.approx(math.log1p(10), abs=1e-5)
+    # the encoder reads them: dropping sp1 changes the genus' and sp2's inputs, not only sp1's
+    vae.eval()
+    mu0, _ = vae.encode(_log(x[:1]), None, vae.index(taxa))
+    plain = TaxonVAE(vocab=list(LINEAGE), d_model=16, n_heads=2)
+    assert vae.enc_in.in_features == 6 and plain.enc_in.in_features == 3 and mu0.shape == (1, 5, 4)
+
+
+def test_lineage_survives_config_extend_and_transfer(tmp_path):
+    vae = TaxonVAE(vocab=list(LINEAGE), d_model=16, n_heads=2, lineage_inputs=True)
+    assert vae.set_lineage({**LINEAGE, "unknown": ["fam"], "gen": ["fam", "not-in-vocab"]}) == 5
+    assert vae.ancestors["gen"] == ("fam",)  # ids outside the vocabulary are dropped
+    config = json.loads(json.dumps(vae.config))
+    rebuilt = TaxonVAE(**config)
+    rebuilt.load_state_dict(vae.state_dict())  # the ancestor table is not a weight
+    index = vae.index(list(LINEAGE))
+    assert torch.equal(rebuilt.table_parents(index), vae.table_parents(index))
+    vae.extend(["new"])
+    assert vae.ancestors["new"] == () and vae.table_parents(vae.index(["new", "fam"])).tolist() == [-1, -1]
+    # a target that knows no lineage takes the source's; one that does keeps its own
+    target = TaxonVAE(vocab=["sp1", "gen", "fam"], d_model=16, n_heads=2, lineage_inputs=True,
+                      ancestors=[[], [], []])
+    target.set_lineage({"gen": []})
+    target.transfer_from(vae)
+    assert target.ancestors["sp1"] == ("gen", "fam")
+    with pytest.raises(ValueError, match="lineage_inputs"):
+        TaxonVAE(vocab=list(LINEAGE), d_model=16, n_heads=2).transfer_from(vae)
+    with pytest.raises(ValueError, match="ancestors"):
+        TaxonVAE(vocab=list(LINEAGE), lineage_inputs=True, ancestors=[[]])

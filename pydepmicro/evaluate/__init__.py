@@ -25,6 +25,7 @@ from .masks import (
     EvalMask,
     apply_mask,
     draw_mask,
+    lineage_ancestors,
     lineage_relatives,
     masked_log_inputs,
 )
@@ -33,7 +34,7 @@ from .metrics import grouped_pcc, imputation_metrics, summarise
 __all__ = [
     "BASELINES", "REGIMES", "VARIANTS", "EvalMask", "apply_mask", "baselines_for", "draw_mask", "grouped_pcc",
     "imputation_metrics", "impute_iterative", "impute_knn", "impute_softimpute",
-    "impute_taxon_mean", "impute_zeros", "lineage_relatives", "masked_log_inputs", "summarise",
+    "impute_taxon_mean", "impute_zeros", "lineage_ancestors", "lineage_relatives", "masked_log_inputs", "summarise",
 ]
 
 # generation (issue 7): ecological fidelity of synthetic tables and the copula baseline

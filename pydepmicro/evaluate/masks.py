@@ -173,6 +173,34 @@ def lineage_relatives(taxonomy: pd.DataFrame, taxa_ids) -> np.ndarray:
     bool ndarray, shape (n_taxa, n_taxa)
         Symmetric, False on the diagonal.
     """
+    anc, _ = _ancestry(taxonomy, taxa_ids)
+    return anc | anc.T
+
+
+def lineage_ancestors(taxonomy: pd.DataFrame, taxa_ids) -> dict[str, list[str]]:
+    """Each taxon's ancestors among ``taxa_ids``, nearest (deepest rank) first.
+
+    Same rules as :func:`lineage_relatives`. For an intermediate rank without a lineage column of its
+    own, the conservative rule can make two taxa of one rank ancestors of the same taxon; they keep
+    the table's order.
+
+    Returns
+    -------
+    dict
+        taxon id -> list of ancestor ids (empty when none is in the table).
+    """
+    anc, own = _ancestry(taxonomy, taxa_ids)
+    ids = [str(t) for t in taxa_ids]
+    out = {}
+    for b, taxon in enumerate(ids):
+        rows = np.flatnonzero(anc[:, b])
+        rows = rows[np.argsort(-own[rows], kind="stable")]
+        out[taxon] = [ids[a] for a in rows]
+    return out
+
+
+def _ancestry(taxonomy: pd.DataFrame, taxa_ids) -> tuple[np.ndarray, np.ndarray]:
+    """anc (q, q) bool, anc[a, b] = a is an ancestor of b, and each taxon's rank level (q,; NaN = none)."""
     if not isinstance(taxonomy, pd.DataFrame):
         raise InvalidOptionError("taxonomy must be a DataFrame (one row per taxon)")
     ids = pd.Index([str(t) for t in taxa_ids])
@@ -192,7 +220,7 @@ def lineage_relatives(taxonomy: pd.DataFrame, taxa_ids) -> np.ndarray:
     names = np.array([[_norm(v) for v in frame[columns[lv]]] for lv in levels],
                      dtype=object)  # (n_levels, q)
     own = _taxon_levels(frame, levels, names)
-    return _relatives(own, levels, names)
+    return _ancestors(own, levels, names), own
 
 
 def _norm(value) -> str | None:
@@ -225,7 +253,7 @@ def _taxon_levels(frame: pd.DataFrame, levels: list[float], names: np.ndarray) -
     return own
 
 
-def _relatives(own: np.ndarray, levels: list[float], names: np.ndarray) -> np.ndarray:
+def _ancestors(own: np.ndarray, levels: list[float], names: np.ndarray) -> np.ndarray:
     q = len(own)
     rel = np.zeros((q, q), dtype=bool)
     for a in range(q):
@@ -243,7 +271,6 @@ def _relatives(own: np.ndarray, levels: list[float], names: np.ndarray) -> np.nd
             continue
         same = np.array([v == names[k, a] for v in names[k]], dtype=bool)
         rel[a] |= deeper & same
-    rel |= rel.T
     np.fill_diagonal(rel, False)
     return rel
 

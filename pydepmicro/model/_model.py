@@ -82,7 +82,7 @@ DEFAULTS: dict[str, Any] = dict(
     target="residual",
     prediction_type="v_prediction", num_train_timesteps=1000,
     metadata="auto", metadata_mode="field", metadata_base=True, text_encoder=None,
-    taxonomy_embedding="none", taxonomy_dim=8,
+    taxonomy_embedding="none", taxonomy_dim=8, lineage_inputs=False,
     generation_scaling="dimension", scale=100.0, log_base=math.e,
 )  # fmt: skip
 
@@ -152,6 +152,13 @@ class DepMicroDiff:
         denoiser token; needs the table's taxonomy.
     taxonomy_dim : int
         Dimension of that embedding.
+    lineage_inputs : bool
+        For tables whose features are nested taxa (TCMA: a genus and its species): the VAE's encoder
+        also reads, for each taxon, the share of its parent's reads that none of the parent's children
+        accounts for, whether the parent is present, and its children's total
+        (:class:`~pydepmicro.nn.vae.TaxonVAE`). A dropped taxon leaves its reads in its parent. The
+        lineage comes from the tables' taxonomy at :meth:`pretrain_vae` and :meth:`fit` and is saved
+        with the model.
     generation_scaling : {"dimension", "token"}
         How the denoiser's target is standardised for generation (nothing observed): one scale per
         latent dimension, or each taxon's token centred and scaled on its own over the training samples.
@@ -244,8 +251,24 @@ class DepMicroDiff:
     def _new_vae(self, vocab: Sequence[str]) -> TaxonVAE:
         h = self.hparams
         return TaxonVAE(vocab=list(vocab), d_z=h["d_z"], d_model=h["vae_d_model"], n_layers=h["vae_layers"],
-                        n_heads=h["vae_heads"], beta=h["vae_beta"],
-                        sparsity_weight=h["vae_sparsity_weight"]).to(self.device)
+                        n_heads=h["vae_heads"], beta=h["vae_beta"], sparsity_weight=h["vae_sparsity_weight"],
+                        lineage_inputs=h["lineage_inputs"], log_base=h["log_base"]).to(self.device)
+
+    def _set_lineage(self, vae: TaxonVAE, table: MicrobiomeTable) -> None:
+        """The table's lineage into the VAE (lineage_inputs only; warns when nothing is known)."""
+        if not self.hparams["lineage_inputs"]:
+            return
+        if table.taxonomy is not None:
+            from ..evaluate.masks import lineage_ancestors
+
+            try:
+                vae.set_lineage(lineage_ancestors(table.taxonomy, table.taxa_ids))
+            except InvalidOptionError as err:  # no lineage columns: nothing to set
+                warnings.warn(f"lineage_inputs: {err}", stacklevel=3)
+        known = vae.ancestors
+        if not any(known[str(t)] for t in table.taxa_ids):
+            warnings.warn(f"lineage_inputs is on but no taxon of {table.source or 'the table'} has a known ancestor "
+                          "in it: the lineage inputs are all 0 (give a taxonomy with lineage columns)", stacklevel=3)
 
     def pretrain_vae(
         self,
@@ -281,6 +304,7 @@ class DepMicroDiff:
         vae = self._new_vae(vocab)
         datasets = []
         for k, table in enumerate(tables):
+            self._set_lineage(vae, table)
             rows = _data.training_rows(table, what=f"pretraining table {k + 1} ({table.source or 'in memory'})")
             prep = _data.prepare(table, scale=self.hparams["scale"], log_base=self.hparams["log_base"])
             train, val = _split(rows, val_fraction, seed + k)
@@ -390,6 +414,7 @@ class DepMicroDiff:
         # -- VAE: transfer from the pretrained one when there is one, then (fine-)tune -----------
         pretrained, vae = self.vae, self._new_vae(taxa)
         shared = vae.transfer_from(pretrained) if pretrained is not None else 0
+        self._set_lineage(vae, table)
         index = vae.index(taxa)
         vae.init_from_data(y[train_rows], obs[train_rows], index)
         # the VAE sees no generation rows: generating needs no encoding of an empty sample (the condition
@@ -999,7 +1024,8 @@ def _check_hparams(h: dict) -> None:
     choices = {"ar_order": AR_ORDERS, "dependency": DEPENDENCY_METHODS, "dep_mode": ("open", "restrict"),
                "prediction_type": ("v_prediction", "epsilon"), "metadata": ("auto", True, False),
                "cond_latent": ("all", "observed"), "target": ("residual", "latent"),
-               "metadata_mode": ("field", "sample"), "metadata_base": (True, False), "taxonomy_embedding": ("none", "poincare"),
+               "metadata_mode": ("field", "sample"), "metadata_base": (True, False), "lineage_inputs": (True, False),
+               "taxonomy_embedding": ("none", "poincare"),
                "generation_scaling": GENERATION_SCALINGS}
     for name, allowed in choices.items():
         if h[name] is None and "none" in allowed:

@@ -6,12 +6,23 @@ the latent tokens Z (B, q, d_z).
 Encoder (sample y, observed/missing indicator m -> posterior N(mu, diag exp(logvar)) per token)::
 
     features_j = [y_j * m_j, m_j, 1(y_j > 0) * m_j]      missing entries zeroed and flagged
-    token_j    = Linear(3 -> d_model)(features_j) + taxon_identity(j)
+               (+ [u_j, 1(x_p > 0), log(1 + c_j)] with ``lineage_inputs``, below)
+    token_j    = Linear(3 or 6 -> d_model)(features_j) + taxon_identity(j)
     h          = TransformerEncoder(tokens)              cross-taxon context (n_layers, pre-norm)
     mu_j, logvar_j = Linear(h_j -> d_z), Linear(h_j -> d_z)
 
 A missing value enters nowhere but through the indicator: it is replaced by 0 with ``torch.where``
 (so even NaN is harmless) before anything else sees it.
+
+Lineage inputs (``lineage_inputs=True``; TCMA-style tables whose features are nested taxa, a genus
+and its species): with x = base^y - 1 the (observed) values on the linear scale, p the taxon's
+nearest ancestor among the table's taxa and c_j the sum of x over the taxa whose nearest ancestor is
+j, each token also gets u_j = (x_p - c_p) / x_p clipped to [0, 1] (the share of the parent's reads
+that none of its children in the table accounts for; 0 without a parent or when it is 0), whether
+the parent is nonzero, and log_base(1 + c_j). A dropped taxon leaves its reads in its parent, which
+is what u reads; a zero with nonzero children cannot be a true absence. Ancestors are kept per
+vocabulary taxon (nearest first, :meth:`TaxonVAE.set_lineage`), so the parent of a taxon is the
+nearest ancestor present in whatever subset of taxa a table holds.
 
 Decoder (Z -> per-taxon zero-inflated reconstruction)::
 
@@ -53,7 +64,7 @@ a VAE built on 106 TCMA taxa runs on any subset or reordering of them, and on a 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -110,6 +121,12 @@ class TaxonVAE(nn.Module):
         sparsity, overall and per taxon. 0 = off.
     logvar_clamp : (float, float)
         Posterior log-variances are clamped to this range (numerical safety).
+    lineage_inputs : bool
+        Give the encoder the lineage inputs (module docstring); taxa without known ancestors get 0.
+    log_base : float
+        Base of the log transform of y (the lineage inputs sum values on the linear scale).
+    ancestors : sequence of sequences of str, optional
+        Per vocabulary taxon, its ancestors' ids, nearest first (see :meth:`set_lineage`).
 
     Shapes: y, m (B, q); taxon_index (q,); mu, logvar, z (B, q, d_z); decoder outputs (B, q).
 
@@ -137,6 +154,9 @@ class TaxonVAE(nn.Module):
         abundance_weight: float = 1.0,
         sparsity_weight: float = 0.0,
         logvar_clamp: Sequence[float] = (-12.0, 8.0),
+        lineage_inputs: bool = False,
+        log_base: float = math.e,
+        ancestors: Sequence[Sequence[str]] | None = None,
     ):
         super().__init__()
         if isinstance(vocab, int) and not isinstance(vocab, bool):
@@ -158,10 +178,13 @@ class TaxonVAE(nn.Module):
         lo, hi = (float(v) for v in logvar_clamp)
         if not lo < hi:
             raise ValueError(f"logvar_clamp must be (low, high) with low < high, got {logvar_clamp!r}")
+        if not (isinstance(log_base, (int, float)) and math.isfinite(log_base) and log_base > 0 and log_base != 1):
+            raise ValueError(f"log_base must be a finite number > 0 other than 1, got {log_base!r}")
         self._hparams: dict[str, Any] = dict(
             d_z=d_z, d_model=d_model, n_layers=n_layers, n_heads=n_heads, mlp_ratio=float(mlp_ratio),
             dropout=float(dropout), beta=float(beta), presence_weight=float(presence_weight),
             abundance_weight=float(abundance_weight), sparsity_weight=float(sparsity_weight), logvar_clamp=[lo, hi],
+            lineage_inputs=bool(lineage_inputs), log_base=float(log_base),
         )  # fmt: skip
         self.d_z, self.d_model = d_z, d_model
 
@@ -170,7 +193,14 @@ class TaxonVAE(nn.Module):
         self.presence_bias = TaxonEmbedding(vocab=vocab, dim=1, init_std=0.0)
         self.abundance_bias = TaxonEmbedding(vocab=vocab, dim=1, init_std=0.0)
 
-        self.enc_in = nn.Linear(3, d_model)
+        self.enc_in = nn.Linear(6 if lineage_inputs else 3, d_model)
+        # per vocabulary taxon its ancestors' ids, nearest first, and their vocabulary rows (-1 = none)
+        self._ancestors: list[tuple[str, ...]] = [()] * len(vocab)
+        self.register_buffer("ancestor_rows", torch.full((len(vocab), 0), -1, dtype=torch.long), persistent=False)
+        if ancestors is not None:
+            if len(ancestors) != len(vocab):
+                raise ValueError(f"ancestors has {len(ancestors)} entries for {len(vocab)} taxa")
+            self.set_lineage(dict(zip(vocab, ancestors)))
         self.enc_layers = _transformer(d_model, n_layers, n_heads, mlp_ratio, dropout)
         self.enc_norm = nn.LayerNorm(d_model)
         self.mu_head = nn.Linear(d_model, d_z)
@@ -191,7 +221,7 @@ class TaxonVAE(nn.Module):
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable), with the current (possibly extended) vocabulary."""
         hparams = {k: (list(v) if isinstance(v, list) else v) for k, v in self._hparams.items()}
-        return dict(vocab=list(self.vocab), **hparams)
+        return dict(vocab=list(self.vocab), **hparams, ancestors=[list(a) for a in self._ancestors])
 
     @property
     def vocab(self) -> tuple[str, ...]:
@@ -220,7 +250,71 @@ class TaxonVAE(nn.Module):
         n = self.taxon_embedding.extend(ids, init="mean", noise_std=self.taxon_embedding.init_std)
         for table in (self.presence_bias, self.abundance_bias):
             table.extend(ids, init="mean")
+        self._ancestors += [()] * (len(self.vocab) - len(self._ancestors))
+        self._set_ancestor_rows()
         return n
+
+    @property
+    def ancestors(self) -> dict[str, tuple[str, ...]]:
+        """Known ancestors of each vocabulary taxon (ids, nearest first; empty when unknown)."""
+        return dict(zip(self.vocab, self._ancestors))
+
+    def set_lineage(self, ancestors: Mapping[str, Sequence[str]]) -> int:
+        """Set the ancestors (ids, nearest first) of the vocabulary taxa in ``ancestors``; returns how many.
+
+        Ids outside the vocabulary are ignored, both as keys and as ancestors (a table this VAE encodes
+        holds vocabulary taxa only). See :func:`pydepmicro.evaluate.masks.lineage_ancestors`.
+        """
+        rows = {t: i for i, t in enumerate(self.vocab)}
+        n = 0
+        for taxon, chain in ancestors.items():
+            i = rows.get(str(taxon))
+            if i is None:
+                continue
+            self._ancestors[i] = tuple(str(a) for a in chain if str(a) in rows and str(a) != str(taxon))
+            n += 1
+        self._set_ancestor_rows()
+        return n
+
+    def _set_ancestor_rows(self) -> None:
+        rows = {t: i for i, t in enumerate(self.vocab)}
+        depth = max((len(a) for a in self._ancestors), default=0)
+        table = torch.full((len(self.vocab), depth), -1, dtype=torch.long)
+        for i, chain in enumerate(self._ancestors):
+            table[i, : len(chain)] = torch.tensor([rows[a] for a in chain], dtype=torch.long)
+        self.ancestor_rows = table.to(self.taxon_embedding.weight.device)
+
+    def table_parents(self, taxon_index: torch.Tensor) -> torch.Tensor:
+        """Column of each column's nearest ancestor among the table's columns: (q,) long, -1 = none."""
+        idx = self._check_index(taxon_index)
+        q = idx.shape[0]
+        position = torch.full((len(self.vocab),), -1, dtype=torch.long, device=idx.device)
+        position[idx] = torch.arange(q, device=idx.device)
+        chains = self.ancestor_rows.to(idx.device)[idx]  # (q, depth)
+        if chains.shape[1] == 0:
+            return torch.full((q,), -1, dtype=torch.long, device=idx.device)
+        cols = torch.where(chains >= 0, position[chains.clamp_min(0)], torch.full_like(chains, -1))
+        found = cols >= 0
+        first = found.to(torch.int8).argmax(1)  # the nearest ancestor present
+        parent = cols.gather(1, first[:, None])[:, 0]
+        return torch.where(found.any(1), parent, torch.full_like(parent, -1))
+
+    def lineage_features(self, y_obs: torch.Tensor, taxon_index: torch.Tensor) -> torch.Tensor:
+        """The three lineage inputs (B, q, 3) of observed values y_obs (B, q; missing entries 0).
+
+        [u_j, 1(x_p > 0), log_base(1 + c_j)]: see the module docstring.
+        """
+        parent = self.table_parents(taxon_index)
+        ln_base = math.log(self._hparams["log_base"])
+        x = torch.expm1(y_obs.float() * ln_base).clamp_min(0)
+        has = parent >= 0
+        p = parent.clamp_min(0)
+        children = torch.zeros_like(x).index_add_(1, p[has], x[:, has])  # c_j: sum over j's children
+        x_parent = torch.where(has, x[:, p], torch.zeros_like(x))
+        rest = torch.where(has, children[:, p], torch.zeros_like(x))
+        unaccounted = torch.where(x_parent > 0, (x_parent - rest) / x_parent.clamp_min(1e-12), torch.zeros_like(x))
+        feats = [unaccounted.clamp(0.0, 1.0), (x_parent > 0).to(x.dtype), torch.log1p(children) / ln_base]
+        return torch.stack(feats, dim=-1).to(y_obs.dtype)
 
     def transfer_from(self, other: "TaxonVAE") -> int:
         """Take all weights from a (pretrained) ``other`` VAE of the same size; returns the shared taxa.
@@ -230,14 +324,18 @@ class TaxonVAE(nn.Module):
         """
         if not isinstance(other, TaxonVAE):
             raise TypeError(f"transfer_from expects a TaxonVAE, got {type(other).__name__}")
-        sizes = ("d_z", "d_model", "n_layers", "n_heads", "mlp_ratio", "logvar_clamp")
-        diff = [f"{k} {other._hparams[k]} -> {self._hparams[k]}" for k in sizes if other._hparams[k] != self._hparams[k]]
+        sizes = ("d_z", "d_model", "n_layers", "n_heads", "mlp_ratio", "logvar_clamp", "lineage_inputs")
+        diff = [f"{k} {other._hparams[k]} -> {self._hparams[k]}" for k in sizes
+                if other._hparams.get(k) != self._hparams.get(k)]
         if diff:
             raise ValueError(f"cannot transfer between VAEs of different sizes: {', '.join(diff)}")
         keyed = {f"{name}.embedding.weight" for name, mod in self.named_modules() if isinstance(mod, TaxonEmbedding)}
         state = {k: v for k, v in other.state_dict().items() if k not in keyed}
         self.load_state_dict(state, strict=False)  # the keyed tables are the only keys left out
         counts = [mine.transfer_from(theirs) for mine, theirs in zip(self._keyed(), other._keyed())]
+        # lineage the other VAE knew and this one does not (e.g. a target table without taxonomy)
+        mine = self.ancestors
+        self.set_lineage({t: a for t, a in other.ancestors.items() if t in mine and a and not mine[t]})
         return counts[0]
 
     @torch.no_grad()
@@ -339,6 +437,8 @@ class TaxonVAE(nn.Module):
         obs_f = obs.to(y.dtype)
         y_obs = torch.where(obs, y, torch.zeros_like(y))  # masked values (even NaN) never enter
         feats = torch.stack([y_obs, obs_f, (y_obs > 0).to(y.dtype)], dim=-1)
+        if self._hparams["lineage_inputs"]:
+            feats = torch.cat([feats, self.lineage_features(y_obs, idx)], dim=-1)
         x = self.enc_in(feats) + self.taxon_embedding(idx)
         for layer in self.enc_layers:
             x = layer(x)
