@@ -60,7 +60,9 @@ def test_select_ablations():
     assert select_ablations("zeros") == ["zeros_impute"] and ABLATIONS["zeros_impute"].zeros == "impute"
     assert select_ablations("sparsity_decoder") == []  # known, reported as not available
     assert "sparsity_decoder" in NOT_AVAILABLE
-    assert select_ablations("decoder") == ["sparsity_loss", "estimate_mean", "taxonomy_poincare"]
+    assert select_ablations("decoder") == ["sparsity_loss", "no_lineage", "estimate_mean", "taxonomy_poincare"]
+    assert ABLATIONS["sparsity_loss"].adds and ABLATIONS["taxonomy_poincare"].adds  # off in the main model
+    assert ABLATIONS["no_lineage"].model == {"lineage_inputs": False} and not ABLATIONS["no_lineage"].adds
     assert ABLATIONS["taxonomy_poincare"].model == {"taxonomy_embedding": "poincare"}
     with pytest.raises(InvalidOptionError, match="unknown ablation"):
         select_ablations("no_such_thing")

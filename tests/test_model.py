@@ -446,3 +446,28 @@ def test_lineage_inputs_from_the_taxonomy_are_saved_with_the_model(tmp_path):
     with pytest.warns(UserWarning, match="no taxon .* has a known ancestor"):
         DepMicroDiff(metadata=False, device="cpu", lineage_inputs=True, **TINY).fit(bare, seed=0, **STEPS)
     assert refit.fit(bare, seed=0, **STEPS).vae.ancestors["t2"] == ("t1", "t0")
+
+
+def test_lineage_inputs_auto_is_on_and_quiet_and_old_folders_load_without_them(tmp_path, recwarn):
+    flat = _table(seed=5)  # simulated taxa are leaves: no taxon is another's ancestor
+    model = DepMicroDiff(metadata=False, device="cpu", **TINY).fit(flat, seed=0, **STEPS)
+    assert model.hparams["lineage_inputs"] == "auto" and model.vae.enc_in.in_features == 6
+    assert not [w for w in recwarn if "lineage" in str(w.message)]
+    assert DepMicroDiff(lineage_inputs=0).hparams["lineage_inputs"] is False
+    with pytest.raises(InvalidOptionError, match="lineage_inputs"):
+        DepMicroDiff(lineage_inputs="yes")
+    # a folder saved before the option existed: no key in the hparams, a 3-input VAE
+    off = DepMicroDiff(metadata=False, device="cpu", lineage_inputs=False, **TINY).fit(flat, seed=0, **STEPS)
+    off.save(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["hparams"]["lineage_inputs"]
+    for key in ("lineage_inputs", "log_base", "ancestors"):
+        del config["vae"][key]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    old = DepMicroDiff.load(tmp_path / "old", device="cpu")
+    assert old.hparams["lineage_inputs"] is False and old.vae.enc_in.in_features == 3
+    a = off.impute(flat, draws=2, sampler="ddim:5", seed=1, progress=False)
+    b = old.impute(flat, draws=2, sampler="ddim:5", seed=1, progress=False)
+    assert np.array_equal(a.table.counts, b.table.counts)
+    old.fit(flat, seed=0, **STEPS)  # refitting it keeps the 3-input VAE it can transfer from
+    assert old.vae.enc_in.in_features == 3

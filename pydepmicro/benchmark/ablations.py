@@ -12,11 +12,12 @@ only change the draws. Their ablations therefore impute with the denoiser's own 
 (``estimate="mean"``) and are compared with the main model imputing the same way (the
 ``estimate_mean`` row, their ``reference``). Samplers change only the draws, so their ablations take
 the mean of the draws as the estimate (reference ``estimate_draws``). The VAE's components
-(pretraining, sparsity loss) are compared with the main model itself.
+(pretraining, sparsity loss, lineage inputs) are compared with the main model itself.
 
-Most ablations take a component away. The dependency mask is off in the main model (it showed no
-effect on imputation or generation; docs/benchmark/README.md), so the paper's Dep ablation runs the
-other way round: ``with_dependency`` adds Dep to the main model (``adds=True``). The report states
+Most ablations take a component away. Some add one the main model leaves out (``adds=True``): the
+VAE sparsity loss, the Poincare taxonomy embedding, and the dependency mask, which is off in the main
+model (it showed no effect on imputation or generation; docs/benchmark/README.md), so the paper's
+Dep ablation runs the other way round: ``with_dependency`` adds Dep to the main model. The report states
 every difference as "with the component - without it", so a positive difference means the component
 helps either way. ``no_dependency`` stays for runs made while Dep was on by default, and for a main
 model given Dep with ``--set dependency=both``.
@@ -114,9 +115,11 @@ def _build() -> dict[str, Ablation]:
         _denoiser("order_random", "order", "random taxon order for the AR blocks", {"ar_order": "random"}),
         _denoiser("order_table", "order", "the table's taxon order for the AR blocks", {"ar_order": "table"}),
         Ablation("sparsity_loss", "decoder", "the VAE's hard sparsity loss on (vae_sparsity_weight=1; off by default)",
-                 model={"vae_sparsity_weight": 1.0}),
+                 model={"vae_sparsity_weight": 1.0}, adds=True),
+        Ablation("no_lineage", "decoder", "the VAE's encoder without the lineage inputs (parent's unaccounted "
+                 "share, parent present, children's total; lineage_inputs=False)", model={"lineage_inputs": False}),
         _denoiser("taxonomy_poincare", "decoder", "Poincare embeddings of the taxonomy added to the denoiser's "
-                  "taxon tokens (taxonomy_embedding='poincare')", {"taxonomy_embedding": "poincare"}),
+                  "taxon tokens (taxonomy_embedding='poincare')", {"taxonomy_embedding": "poincare"}, adds=True),
     ]
     for sampler in ("full", "fractional:2", "fractional:3", "fractional:4", "fractional:20", "adaptive",
                     "ddim:10", "ddim:20", "ddim:50", "vae"):

@@ -157,7 +157,8 @@ def _beat(goal: str, summary, data, regime, variant, metric) -> dict:
 def ablation_frame(results: pd.DataFrame) -> pd.DataFrame:
     """Per ablation and setting: mean +- sd of the paired (by seed) difference "with the component -
     without it": reference - ablation, or ablation - reference for an ablation that adds a component
-    (``adds``: Dep, off in the main model). Positive: the component helps.
+    (``adds``: Dep, the sparsity loss, the Poincare embedding, off in the main model). Positive: the component
+    helps.
 
     The reference is the main model, or for the denoiser's components the main model imputing with
     the denoiser's estimate (:data:`.ablations.DENOISER_REFERENCE`; column ``reference``)."""

@@ -131,7 +131,8 @@ def load_model(cls, path, *, device: str = "auto"):
     if list(taxa.columns) != ["taxon_id"] or len(taxa) != config.get("n_taxa"):
         raise InputFormatError(f"{TAXA} does not match {CONFIG} ({len(taxa)} taxa, config says {config.get('n_taxa')})",
                                path=str(folder / TAXA), hint="the model folder is damaged; save the model again")
-    model = cls(device=device, **config["hparams"])
+    # folders saved before lineage_inputs existed hold a VAE without those inputs
+    model = cls(device=device, **{"lineage_inputs": False, **config["hparams"]})
     try:
         state = load_file(str(folder / WEIGHTS), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
