@@ -295,7 +295,7 @@ class TaxonVAE(nn.Module):
             return torch.full((q,), -1, dtype=torch.long, device=idx.device)
         cols = torch.where(chains >= 0, position[chains.clamp_min(0)], torch.full_like(chains, -1))
         found = cols >= 0
-        first = found.to(torch.int8).argmax(1)  # the nearest ancestor present
+        first = found.long().argmax(1)  # the first (nearest) ancestor present
         parent = cols.gather(1, first[:, None])[:, 0]
         return torch.where(found.any(1), parent, torch.full_like(parent, -1))
 
