@@ -12,6 +12,7 @@ import os
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -412,8 +413,6 @@ def test_spread_calibration_recovers_the_factor_of_a_known_error(model, monkeypa
 
 def _nested_table(n=40, seed=0) -> MicrobiomeTable:
     """Six nested taxa: a family holding two genera, one genus holding two species, and a lone genus."""
-    import pandas as pd
-
     taxonomy = pd.DataFrame({
         "Kingdom": ["Bacteria"] * 6, "Family": ["Fam"] * 5 + ["Other"],
         "Genus": [np.nan, "Gen", "Gen", "Gen", "Two", "Lone"], "Species": [np.nan, np.nan, "Gen a", "Gen b", np.nan, np.nan],

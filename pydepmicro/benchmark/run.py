@@ -471,8 +471,9 @@ class _Pretrained:
         if path.is_dir():
             try:
                 model = DepMicroDiff.load(path, device=self.settings.device)
+                wanted = DepMicroDiff(device="cpu", **model_kwargs).hparams
                 vae_keys = [k for k in model.hparams if k.startswith(("vae_", "d_z", "scale", "log_base", "lineage_inputs"))]
-                if any(model.hparams[k] != DepMicroDiff(device="cpu", **model_kwargs).hparams[k] for k in vae_keys):
+                if any(model.hparams[k] != wanted[k] for k in vae_keys):
                     model = None  # another VAE configuration: pretrain again
             except Exception:  # an unreadable cache is only a cache
                 model = None

@@ -255,7 +255,7 @@ def _taxon_levels(frame: pd.DataFrame, levels: list[float], names: np.ndarray) -
 
 def _ancestors(own: np.ndarray, levels: list[float], names: np.ndarray) -> np.ndarray:
     q = len(own)
-    rel = np.zeros((q, q), dtype=bool)
+    anc = np.zeros((q, q), dtype=bool)  # anc[a, b]: a is an ancestor of b
     for a in range(q):
         if np.isnan(own[a]):
             continue
@@ -270,9 +270,9 @@ def _ancestors(own: np.ndarray, levels: list[float], names: np.ndarray) -> np.nd
         if names[k, a] is None:
             continue
         same = np.array([v == names[k, a] for v in names[k]], dtype=bool)
-        rel[a] |= deeper & same
-    np.fill_diagonal(rel, False)
-    return rel
+        anc[a] |= deeper & same
+    np.fill_diagonal(anc, False)
+    return anc
 
 
 # ------------------------------------------------------------------------------ masks

@@ -284,8 +284,9 @@ class LatentDiffusion(nn.Module):
         n = x.shape[0]
         x_mean, r_mean = x.mean(0), r.mean(0)
         xc, rc = x - x_mean, r - r_mean
+        unfitted = {"penalty": float("nan"), "r2": 0.0, "r2_cv": 0.0, "n": n}  # the base stays empty
         if n < 10 or float((rc**2).sum()) == 0.0 or float((xc**2).sum()) == 0.0:  # nothing to regress
-            return {"penalty": float("nan"), "r2": 0.0, "r2_cv": 0.0, "n": n}
+            return unfitted
         u, sv, vt = torch.linalg.svd(xc, full_matrices=False)
         uty = u.T @ rc
         total = float((rc**2).sum())
@@ -304,7 +305,7 @@ class LatentDiffusion(nn.Module):
             if best is None or gcv < best[0]:
                 best = (gcv, float(lam), rss)
         if best is None:
-            return {"penalty": float("nan"), "r2": 0.0, "r2_cv": 0.0, "n": n}
+            return unfitted
         gcv, lam, rss = best
         weight = vt.T @ ((sv / (sv**2 + lam))[:, None] * uty)  # (c * d_cond, q * d_z)
         self.metadata_weight = weight.reshape(-1, self.q, self.d_z).to(z0.dtype)
