@@ -20,6 +20,15 @@ def _items(text: str | None) -> tuple | None:
     return tuple(s.strip().lower() for s in text.split(",") if s.strip())
 
 
+def _methods(text: str | None) -> tuple | None:
+    """``--methods``: names, or "all" for the model and every baseline (also under --quick, whose own
+    set leaves out IterativeImputer)."""
+    from .benchmark.run import BASELINES, MODEL
+
+    names = _items(text)
+    return (MODEL, *BASELINES) if names == ("all",) else names
+
+
 @click.command("benchmark")
 @click.option("--data", help="TCMA folder (../shared/data/tcma), a table file, or 'example' (the simulated "
                              "example). Required unless --report-only.")
@@ -34,7 +43,8 @@ def _items(text: str | None) -> tuple | None:
 @click.option("--quick", is_flag=True,
               help="Tiny model, one seed, one dataset, 80 samples, two ablations: checks the path in seconds.")
 @click.option("--cancers", help="Evaluated TCMA datasets, comma-separated.  [default: coad,stad,hnsc; --quick: coad]")
-@click.option("--methods", help="depmicrodiff and/or baseline names, comma-separated.  [default: all]")
+@click.option("--methods", help="depmicrodiff and/or baseline names, comma-separated, or all.  "
+                               "[default: all; --quick: all but IterativeImputer]")
 @click.option("--ablations", help="all, none, groups (paper, dependency, ar, ar_decay, order, decoder, sampler, "
                                   "zeros, estimate) or names.  [default: all; --quick: no_ar,sampler_vae]")
 @click.option("--regimes", default="blind,aware", show_default=True)
@@ -87,7 +97,7 @@ def benchmark(data, out, seeds, first_seed, device, quick, cancers, methods, abl
     if data is None:
         raise click.UsageError("--data is required (a TCMA folder, a table file, or 'example')")
     fit = _hparams(fit_settings)
-    given = dict(seeds=seeds, first_seed=first_seed, cancers=_items(cancers), methods=_items(methods),
+    given = dict(seeds=seeds, first_seed=first_seed, cancers=_items(cancers), methods=_methods(methods),
                  ablations=tuple(select_ablations(ablations)) if ablations is not None else None,
                  regimes=_items(regimes), variants=_items(variants), ablation_regimes=_items(ablation_regimes),
                  ablation_variants=_items(ablation_variants), pretrain_steps=pretrain_steps, draws=draws,

@@ -88,6 +88,18 @@ def test_settings_are_checked():
     assert quick.seeds == 2 and quick.quick and quick.cancers == ("coad",)
 
 
+def test_methods_all_names_the_model_and_every_baseline():
+    """The help gives "all" as --methods' default, so "all" is also accepted as a value."""
+    from pydepmicro.cli_benchmark import _methods
+    from pydepmicro.evaluate.baselines import BASELINES
+
+    assert _methods("all") == ("depmicrodiff", *BASELINES)
+    assert _methods("zeros, KNN10") == ("zeros", "knn10") and _methods(None) is None
+    BenchmarkSettings(methods=_methods("all")).check()
+    with pytest.raises(InvalidOptionError, match="unknown method 'all'"):
+        BenchmarkSettings(methods=_methods("all,zeros")).check()
+
+
 def test_processes_can_split_the_seeds_and_merge(tmp_path):
     """`--seeds 1 --first-seed 1` runs seed 1 alone, on the same mask as seed 1 of a two-seed run; `--merge`
     puts the one-seed folders together into what the two-seed run wrote."""
