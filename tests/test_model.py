@@ -29,6 +29,7 @@ from pydepmicro.errors import (  # noqa: E402
     OutputExistsError,
 )
 from pydepmicro.model import DepMicroDiff, impute, parse_sampler  # noqa: E402
+from pydepmicro.model._model import CALIBRATION_ROUNDS  # noqa: E402
 from pydepmicro.table import MicrobiomeTable  # noqa: E402
 
 TINY = dict(d_z=2, vae_d_model=16, vae_layers=1, vae_heads=2, d_model=16, n_layers=1, n_heads=2, n_blocks=3,
@@ -173,7 +174,7 @@ def test_calibrated_threshold_maximises_youden_j_on_its_own_dropouts(model, tabl
 
     monkeypatch.setattr(DepMicroDiff, "impute", fake_impute)
     rows = np.flatnonzero(np.nansum(table.counts, axis=1) > 0)
-    out = model._calibrate_dropout(table, rows, max_drop=0.3, seed=0)
+    out = model._calibrate_dropout(table, rows, seed=0)
     assert 0.2 < out["vae"] < 0.8 and 0.2 < out["mean"] < 0.8  # between the two groups: J = 1
     assert sorted(set(calls)) == ["mean", "vae"]
 
@@ -195,9 +196,36 @@ def test_calibration_scores_the_samples_own_zeros_in_the_samples_as_they_are(mod
 
     monkeypatch.setattr(DepMicroDiff, "impute", fake_impute)
     rows = np.flatnonzero(np.nansum(table.counts, axis=1) > 0)
-    out = model._calibrate_dropout(table, rows, max_drop=0.3, seed=0)
+    out = model._calibrate_dropout(table, rows, seed=0)
     assert 0.1 < out["vae"] < 0.25 and 0.1 < out["mean"] < 0.25
-    assert out["rounds"] == 16
+    assert out["rounds"] == CALIBRATION_ROUNDS
+
+
+def test_calibration_drops_one_nonzero_entry_per_sample_and_round(model, table, monkeypatch):
+    """Each round scores its dropouts in samples within one entry of what impute sees: a sample loses
+    exactly one of its nonzero entries, and a sample with only one keeps it (it would be left without
+    reads, which impute leaves alone)."""
+    counts = table.counts.copy()
+    counts[0] = 0.0
+    counts[0, 3] = 5.0  # one nonzero entry: never dropped
+    one = table.with_counts(counts)
+    rows = np.arange(12)
+    lost = []
+    real = DepMicroDiff.impute
+
+    def recording_impute(self, fed, **kw):
+        source = np.nan_to_num(one.subset(samples=fed.sample_ids).counts)
+        lost.append(((source > 0) & (np.nan_to_num(fed.counts) == 0)).sum(axis=1))
+        return real(self, fed, **kw)
+
+    monkeypatch.setattr(DepMicroDiff, "impute", recording_impute)
+    out = model._calibrate_dropout(one, rows, seed=3)
+    rich = ((np.nan_to_num(one.counts[rows]) > 0).sum(axis=1) >= 2).astype(int)
+    assert rich[0] == 0 and rich.sum() > 6
+    assert len(lost) == 2 + 2 * CALIBRATION_ROUNDS  # the samples as they are, then every round, both passes
+    assert all((n == 0).all() for n in lost[:2])
+    assert all(np.array_equal(n, rich) for n in lost[2:])
+    assert out["dropouts"] == CALIBRATION_ROUNDS * int(rich.sum()) and out["rows"] == 12
 
 
 def test_fit_is_repeatable_on_cpu(table, model):

@@ -52,19 +52,19 @@ MIN_OBSERVED_SHARE = 0.05
 PRETRAIN_LR = 3e-3
 
 # fit's calibration of the zeros="auto" threshold (DepMicroDiff._calibrate_dropout): rounds of simulated
-# dropouts on the validation samples (16, not 4: with 4 the threshold moved by up to 0.3 with the rounds'
-# random seed on TCMA's 32-58 validation samples), the fewest validation samples used (else the training
-# ones), the most samples used (a bound on its time for large tables: 16 x 250 rows, as many as the
-# earlier 4 x 1000), and the least share of nonzero entries a round may drop (a model trained with
-# max_drop=0 is still calibrated on dropouts)
-CALIBRATION_ROUNDS = 16
+# dropouts on the validation samples, one per sample and round (32 rounds: 16 x 2 as many dropouts as
+# rounds of up to 30% dropped, whose threshold moved by up to 0.3 with the rounds' seed at 4 rounds), the
+# fewest validation samples used (else the training ones), and the most samples used (a bound on its time
+# for large tables)
+CALIBRATION_ROUNDS = 32
 CALIBRATION_MIN_ROWS = 10
 CALIBRATION_MAX_ROWS = 250
-CALIBRATION_MIN_DROP = 0.1
 # ... and of the spread (DepMicroDiff._calibrate_spread): rounds of hidden entries (each an imputation
-# with draws), the most samples used, and the interval the spread is scaled for (estimate +- 1.645
+# with draws), the least share of nonzero entries a round may hide (a model trained with max_hide=0 is
+# still calibrated), the most samples used, and the interval the spread is scaled for (estimate +- 1.645
 # spread holds 90%)
 SPREAD_ROUNDS = 2
+SPREAD_MIN_HIDE = 0.1
 SPREAD_MAX_ROWS = 1000
 SPREAD_LEVEL = 0.90
 SPREAD_Z = NormalDist().inv_cdf((1 + SPREAD_LEVEL) / 2)  # 1.645
@@ -479,8 +479,7 @@ class DepMicroDiff:
         })
         if generate_fraction < 1.0:  # a generation model cannot impute
             held_out = val_rows if len(val_rows) >= CALIBRATION_MIN_ROWS else train_rows
-            self.training["fit"]["dropout_threshold"] = self._calibrate_dropout(table, held_out, max_drop=max_drop,
-                                                                                seed=seed)
+            self.training["fit"]["dropout_threshold"] = self._calibrate_dropout(table, held_out, seed=seed)
             self.training["fit"]["spread_scale"] = self._calibrate_spread(table, held_out, max_hide=max_hide, seed=seed,
                                                                           library_size=library_size)
 
@@ -693,26 +692,30 @@ class DepMicroDiff:
             share = np.clip(1.0 - np.nansum(imputed_rel, axis=1) / h["scale"], MIN_OBSERVED_SHARE, 1.0)
         return share
 
-    def _calibrate_dropout(self, table: MicrobiomeTable, rows: np.ndarray, *, max_drop: float, seed: int) -> dict:
+    def _calibrate_dropout(self, table: MicrobiomeTable, rows: np.ndarray, *, seed: int) -> dict:
         """Thresholds of ``impute(zeros="auto")`` on the presence probability, per deterministic pass.
 
         Dropouts are simulated on the samples ``rows`` of ``table`` (fit passes the validation samples,
-        never trained on): in each of :data:`CALIBRATION_ROUNDS` rounds every sample loses a share
-        ~ U(0, max(max_drop, 0.1)) of its nonzero entries, set to zero as a dropout would, and both passes
-        ("vae", "mean") give each zero its presence probability. The samples' own zeros are scored in the
-        samples as they are, as impute will see them: scored beside the round's dropouts, in a sample that
-        had lost up to 30% more, they looked more like dropouts than a table's zeros do (TCMA blind P1
-        masks: at the same threshold 7-12% of them above it against 1-3% of the mask's true zeros).
+        never trained on): in each of :data:`CALIBRATION_ROUNDS` rounds every sample with two or more
+        nonzero entries loses one of them, set to zero as a dropout would, and both passes ("vae",
+        "mean") give each zero its presence probability. The samples' own zeros are scored in the
+        samples as they are. Both are scored in samples as impute will see them, or within one entry of
+        that: scored beside dropouts in a sample that had lost up to 30% more, the own zeros looked more
+        like dropouts than a table's zeros do (TCMA blind P1 masks: at the same threshold 7-12% of them
+        above it against 1-3% of the mask's true zeros), and the dropouts themselves were easier to
+        tell than real ones (COAD seed-10 mask, the validation samples: median presence probability
+        0.92 against the mask's dropouts' 0.84), which set the threshold too high (README, "The dropout
+        threshold is calibrated at fit").
         The threshold maximises Youden's J: the share of the dropped entries above it minus the share of
         the samples' own zeros above it, a balance that does not depend on how many of a table's zeros
-        are dropouts. On TCMA the fixed 0.5 filled 40% of COAD's true zeros from the denoiser's pass
-        (README, "The dropout threshold is calibrated at fit"). Returns {"vae": float, "mean": float,
-        "rows": int, "rounds": int}.
+        are dropouts. On TCMA the fixed 0.5 filled 40% of COAD's true zeros from the denoiser's pass.
+        Returns {"vae": float, "mean": float, "rows": int, "rounds": int, "dropouts": int, "seconds": float}.
         """
         from sklearn.metrics import roc_curve
 
+        start = time.perf_counter()
         rows = _calibration_rows(rows, np.random.default_rng(seed), CALIBRATION_MAX_ROWS)
-        gen = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng([seed, 1])
         sub = table.subset(samples=table.sample_ids[rows])
         counts = sub.counts
 
@@ -723,13 +726,12 @@ class DepMicroDiff:
                                    progress=False).presence_prob
 
         as_they_are = {name: presence(counts, name, 0) for name in ("vae", "mean")}
+        negative = (counts == 0) & (np.nansum(counts, axis=1) > 0)[:, None]
         scores: dict[str, list] = {"vae": [], "mean": []}
         labels = []
         for round_ in range(CALIBRATION_ROUNDS):
-            drop = _lost_entries(counts, max_drop, gen)
-            dropped = np.where(drop, 0.0, counts)
-            kept = (np.nansum(dropped, axis=1) > 0)[:, None]  # a sample that lost every read is left out
-            positive, negative = drop & kept, (counts == 0) & kept
+            positive = _one_lost_entry(counts, rng)
+            dropped = np.where(positive, 0.0, counts)
             for name in scores:
                 prob = presence(dropped, name, round_)
                 scores[name].append(np.concatenate([prob[positive], as_they_are[name][negative]]))
@@ -747,7 +749,8 @@ class DepMicroDiff:
                     # the gap to the next lower score
                     lower = thresholds[best + 1] if best + 1 < len(thresholds) else 0.0
                     out[name] = round(float(np.clip((thresholds[best] + lower) / 2, 1e-4, 1 - 1e-4)), 6)
-        return {**out, "rows": int(len(rows)), "rounds": CALIBRATION_ROUNDS}
+        return {**out, "rows": int(len(rows)), "rounds": CALIBRATION_ROUNDS, "dropouts": int(y.sum()),
+                "seconds": round(time.perf_counter() - start, 2)}
 
     def _calibrate_spread(self, table: MicrobiomeTable, rows: np.ndarray, *, max_hide: float, seed: int,
                           library_size=None) -> dict:
@@ -1003,12 +1006,21 @@ def _generation_size(n, meta) -> tuple[int, list[str]]:
 
 
 def _lost_entries(counts: np.ndarray, max_share: float, generator: torch.Generator) -> np.ndarray:
-    """Entries (n, q) one calibration round takes away: per sample a share ~ U(0, max(max_share,
-    CALIBRATION_MIN_DROP)) of its nonzero entries, drawn as training's corruption draws its dropouts."""
+    """Entries (n, q) one spread-calibration round hides: per sample a share ~ U(0, max(max_share,
+    SPREAD_MIN_HIDE)) of its nonzero entries, drawn as training's corruption draws its dropouts."""
     y, observed = torch.from_numpy(np.nan_to_num(counts)), torch.from_numpy(~np.isnan(counts))
-    _, _, lost = _data.corrupt(y, observed, max_hide=0.0, max_drop=max(max_share, CALIBRATION_MIN_DROP),
+    _, _, lost = _data.corrupt(y, observed, max_hide=0.0, max_drop=max(max_share, SPREAD_MIN_HIDE),
                                hide_zeros=False, generator=generator)
     return lost.numpy()
+
+
+def _one_lost_entry(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Entries (n, q) one dropout-calibration round takes away: one nonzero entry, drawn uniformly, of
+    every sample with two or more (a sample left without reads would not be imputed)."""
+    nonzero = np.nan_to_num(counts) > 0
+    n_nonzero = nonzero.sum(axis=1)
+    pick = np.floor(rng.random(len(counts)) * n_nonzero).astype(int)  # which of the sample's nonzero entries
+    return nonzero & (np.cumsum(nonzero, axis=1) - 1 == pick[:, None]) & (n_nonzero >= 2)[:, None]
 
 
 def _calibration_rows(rows: np.ndarray, rng: np.random.Generator, limit: int) -> np.ndarray:
