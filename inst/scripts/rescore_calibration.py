@@ -15,41 +15,23 @@ calibration's seconds, simulated dropouts and samples.
 
 from __future__ import annotations
 
-import argparse
 import json
-import warnings
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
+from check_dropout_limit import saved_blind_p1  # the same script folder
 
 from pydepmicro.benchmark.run import BenchmarkSettings, _model_estimates
-from pydepmicro.datasets import load_tcma
-from pydepmicro.evaluate.masks import EvalMask, masked_log_inputs
 from pydepmicro.evaluate.metrics import imputation_metrics
-from pydepmicro.model import DepMicroDiff, _data
+from pydepmicro.model import _data
 from pydepmicro.model._model import CALIBRATION_MIN_ROWS, _split
 
 COLUMNS = ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "rmse")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", type=Path, help="a depmicro benchmark folder with models/, masks/ and results.csv")
-    ap.add_argument("--cancer", default="coad")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", default="../shared/data/tcma")
-    args = ap.parse_args()
-    warnings.simplefilter("ignore")
-    torch.set_num_threads(1)
-
-    settings = BenchmarkSettings()  # the benchmark's draws, sampler and log base
-    table = load_tcma(args.cancer, args.data)
-    mask = EvalMask.load(args.out / "masks" / f"{args.cancer}-p1-s{args.seed}.npz")
-    truth, x = masked_log_inputs(table, mask, "blind", base=settings.log_base)
-    fed = table.with_counts(np.power(settings.log_base, x) - 1.0)  # as the benchmark feeds the model
-    model = DepMicroDiff.load(args.out / "models" / f"{args.cancer}-blind-p1-s{args.seed}", device="cpu")
+    args, _, mask, truth, _, fed, model = saved_blind_p1(__doc__.split("\n\n")[0], default_seed=0,
+                                                         needs="models/, masks/ and results.csv")
+    settings = BenchmarkSettings()  # the benchmark's draws and sampler; its log base is e, as saved_blind_p1's
     fitted = dict(model.training["fit"]["dropout_threshold"])
     # the samples fit calibrated on: the benchmark fits with seed = the mask's seed
     train, val = _split(_data.training_rows(fed), model.training["fit"].get("val_fraction", 0.1), args.seed)
