@@ -727,19 +727,18 @@ class DepMicroDiff:
 
         as_they_are = {name: presence(counts, name, 0) for name in ("vae", "mean")}
         negative = (counts == 0) & (np.nansum(counts, axis=1) > 0)[:, None]
-        scores: dict[str, list] = {"vae": [], "mean": []}
-        labels = []
+        dropped_probs: dict[str, list] = {"vae": [], "mean": []}
         for round_ in range(CALIBRATION_ROUNDS):
             positive = _one_lost_entry(counts, rng)
             dropped = np.where(positive, 0.0, counts)
-            for name in scores:
-                prob = presence(dropped, name, round_)
-                scores[name].append(np.concatenate([prob[positive], as_they_are[name][negative]]))
-            labels.append(np.r_[np.ones(int(positive.sum())), np.zeros(int(negative.sum()))])
-        y = np.concatenate(labels)
+            for name in dropped_probs:
+                dropped_probs[name].append(presence(dropped, name, round_)[positive])
+        n_dropped = sum(len(p) for p in dropped_probs["vae"])
+        # the own zeros once: J compares shares, so repeating them every round would change nothing
+        y = np.r_[np.ones(n_dropped), np.zeros(int(negative.sum()))]
         out = {}
-        for name, parts in scores.items():
-            score = np.concatenate(parts)
+        for name, parts in dropped_probs.items():
+            score = np.concatenate([*parts, as_they_are[name][negative]])
             out[name] = _sampling.DEFAULT_DROPOUT_THRESHOLD
             if 0 < y.sum() < len(y):
                 fpr, tpr, thresholds = roc_curve(y, score)
