@@ -23,7 +23,7 @@ from check_dropout_limit import saved_blind_p1  # the same script folder
 from pydepmicro.benchmark.run import BenchmarkSettings, _model_estimates
 from pydepmicro.evaluate.metrics import imputation_metrics
 from pydepmicro.model import _data
-from pydepmicro.model._model import CALIBRATION_MIN_ROWS, _split
+from pydepmicro.model._model import _calibration_samples, _split
 
 COLUMNS = ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "rmse")
 
@@ -35,7 +35,7 @@ def main() -> None:
     fitted = dict(model.training["fit"]["dropout_threshold"])
     # the samples fit calibrated on: the benchmark fits with seed = the mask's seed
     train, val = _split(_data.training_rows(fed), model.training["fit"].get("val_fraction", 0.1), args.seed)
-    new = model._calibrate_dropout(fed, val if len(val) >= CALIBRATION_MIN_ROWS else train, seed=args.seed)
+    new = model._calibrate_dropout(fed, _calibration_samples(train, val), seed=args.seed)
 
     rows = {}
     for name, calibration in (("fit", fitted), ("new", new)):

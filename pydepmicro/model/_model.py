@@ -478,7 +478,7 @@ class DepMicroDiff:
             **({} if dist is None else {"world_size": dist.world_size}),
         })
         if generate_fraction < 1.0:  # a generation model cannot impute
-            held_out = val_rows if len(val_rows) >= CALIBRATION_MIN_ROWS else train_rows
+            held_out = _calibration_samples(train_rows, val_rows)
             self.training["fit"]["dropout_threshold"] = self._calibrate_dropout(table, held_out, seed=seed)
             self.training["fit"]["spread_scale"] = self._calibrate_spread(table, held_out, max_hide=max_hide, seed=seed,
                                                                           library_size=library_size)
@@ -1020,6 +1020,11 @@ def _one_lost_entry(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n_nonzero = nonzero.sum(axis=1)
     pick = np.floor(rng.random(len(counts)) * n_nonzero).astype(int)  # which of the sample's nonzero entries
     return nonzero & (np.cumsum(nonzero, axis=1) - 1 == pick[:, None]) & (n_nonzero >= 2)[:, None]
+
+
+def _calibration_samples(train_rows: np.ndarray, val_rows: np.ndarray) -> np.ndarray:
+    """The samples fit calibrates on: the validation ones, never trained on, when there are enough."""
+    return val_rows if len(val_rows) >= CALIBRATION_MIN_ROWS else train_rows
 
 
 def _calibration_rows(rows: np.ndarray, rng: np.random.Generator, limit: int) -> np.ndarray:
