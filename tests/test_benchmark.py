@@ -39,7 +39,7 @@ from pydepmicro.table import MicrobiomeTable
 def _tiny(**overrides) -> BenchmarkSettings:
     base = dict(max_samples=60, methods=("depmicrodiff", "zeros", "taxon_mean", "taxon_mean_fill_zeros", "knn10",
                                          "knn10_zeros_as_missing"),
-                ablations=("no_pretrain", "no_ar", "sampler_vae", "zeros_impute"), device="cpu",
+                ablations=("no_pretrain", "no_ar", "sampler_vae", "zeros_impute", "zeros_all_dropouts"), device="cpu",
                 fit=dict(vae_steps=5, dat_steps=5, batch_size=32), pretrain_steps=5)
     base.update(overrides)
     return BenchmarkSettings.quick_preset(**base)
@@ -57,7 +57,8 @@ def test_select_ablations():
     samplers = select_ablations("sampler")
     assert samplers[0] == "estimate_draws" and all(n.startswith("sampler_") for n in samplers[1:])
     assert select_ablations("estimate") == ["estimate_mean", "estimate_draws"]
-    assert select_ablations("zeros") == ["zeros_impute"] and ABLATIONS["zeros_impute"].zeros == "impute"
+    assert select_ablations("zeros") == ["zeros_impute", "zeros_all_dropouts"]
+    assert ABLATIONS["zeros_impute"].zeros == "impute" and ABLATIONS["zeros_all_dropouts"].dropout_threshold < 1e-3
     assert select_ablations("sparsity_decoder") == []  # known, reported as not available
     assert "sparsity_decoder" in NOT_AVAILABLE
     assert select_ablations("decoder") == ["sparsity_loss", "no_lineage", "estimate_mean", "taxonomy_poincare"]
@@ -354,7 +355,7 @@ def test_benchmark_on_example_end_to_end(tmp_path):
     expected_methods = {"blind": {"depmicrodiff", "zeros", "taxon_mean_fill_zeros", "knn10_zeros_as_missing",
                                   "depmicrodiff/no_pretrain", "depmicrodiff/no_ar", "depmicrodiff/sampler_vae",
                                   "depmicrodiff/estimate_mean", "depmicrodiff/estimate_draws",
-                                  "depmicrodiff/zeros_impute"},
+                                  "depmicrodiff/zeros_impute", "depmicrodiff/zeros_all_dropouts"},
                         "aware": {"depmicrodiff", "zeros", "taxon_mean", "knn10"}}
     for regime in settings.regimes:
         for variant in settings.variants:
@@ -382,6 +383,9 @@ def test_benchmark_on_example_end_to_end(tmp_path):
     # sparsity decisions
     assert pair.loc["depmicrodiff/zeros_impute", "false_fill"] > pair.loc["depmicrodiff", "false_fill"]
     assert pair.loc["depmicrodiff/zeros_impute", "fit_seconds"] == pair.loc["depmicrodiff", "fit_seconds"]
+    # every zero a dropout: nearly every true zero filled, with the abundance expected when present
+    assert pair.loc["depmicrodiff/zeros_all_dropouts", "false_fill"] > 0.9
+    assert pair.loc["depmicrodiff/zeros_all_dropouts", "fit_seconds"] == pair.loc["depmicrodiff", "fit_seconds"]
     # one saved mask per variant and seed, used by every method
     assert sorted(p.name for p in (out / "masks").glob("*.npz")) == ["example-p1-s0.npz", "example-p2-s0.npz"]
     assert frame.groupby(["variant"]).n_drawn.nunique().eq(1).all()

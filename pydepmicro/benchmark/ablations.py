@@ -56,6 +56,9 @@ class Ablation:
     zeros : str or None
         Imputation zeros policy (``None``: the regime's, ``auto`` blind and ``keep`` aware). An ablation
         with its own policy runs in the blind regime only: the aware regime's zeros are known true zeros.
+    dropout_threshold : float or None
+        Presence probability above which ``zeros="auto"`` replaces a zero (``None``: the model's
+        calibrated threshold).
     reference : str or None
         The ablation whose row this one is compared with (``None``: the main model).
     adds : bool
@@ -74,10 +77,13 @@ class Ablation:
     sampler: str | None = None
     estimate: str | None = None
     zeros: str | None = None
+    dropout_threshold: float | None = None
     reference: str | None = None
     adds: bool = False
 
 
+#: a presence probability that (nearly) every zero exceeds: zeros="auto" then treats every zero as a dropout
+ALL_DROPOUTS_THRESHOLD = 1e-6
 #: the main model imputing with the denoiser's estimate: the reference of the denoiser's ablations
 DENOISER_REFERENCE = "estimate_mean"
 #: the main model's estimate from its draws: the reference of the sampler ablations, which change only the draws
@@ -130,6 +136,9 @@ def _build() -> dict[str, Ablation]:
                               sampler=sampler, estimate="draws", reference=DRAWS_REFERENCE))
     items.append(Ablation("zeros_impute", "zeros", "every zero replaced by the model's estimate (zeros='impute'), "
                           "as the fill-zeros baselines do: the sparsity decisions off at imputation", zeros="impute"))
+    items.append(Ablation("zeros_all_dropouts", "zeros", "every zero judged a dropout and given the abundance the "
+                          "model expects when present (zeros='auto', dropout_threshold=1e-6), as the zeros-as-missing "
+                          "baselines treat every zero", zeros="auto", dropout_threshold=ALL_DROPOUTS_THRESHOLD))
     items += [
         Ablation("estimate_mean", "estimate", "every estimate from the denoiser's posterior-mean pass "
                  "(estimate='mean')", estimate="mean"),

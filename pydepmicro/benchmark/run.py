@@ -379,6 +379,7 @@ class _Job:
     note: str = ""
     estimate: str = "auto"
     zeros: str | None = None  # None: the regime's policy
+    dropout_threshold: float | None = None  # None: the model's calibrated one
 
     @property
     def train_key(self) -> tuple:
@@ -411,10 +412,11 @@ def _jobs(settings: BenchmarkSettings, ablations: list[str], can_pretrain: bool,
         if not has_metadata and changed.get("metadata") is False:
             changed = dict(model)  # no metadata to leave out
         job = _Job(f"{MODEL}/{name}", "ablation", _frozen(_overrides(changed)), _frozen({**settings.fit, **a.fit}),
-                   pretrain, a.sampler or settings.sampler, estimate=a.estimate or main.estimate, zeros=a.zeros)
+                   pretrain, a.sampler or settings.sampler, estimate=a.estimate or main.estimate, zeros=a.zeros,
+                   dropout_threshold=a.dropout_threshold)
         ref = jobs.get(f"{MODEL}/{a.reference}" if a.reference else MODEL)
-        if ref is not None and ((job.train_key, job.sampler, job.estimate, job.zeros)
-                                == (ref.train_key, ref.sampler, ref.estimate, ref.zeros)):
+        if ref is not None and ((job.train_key, job.sampler, job.estimate, job.zeros, job.dropout_threshold)
+                                == (ref.train_key, ref.sampler, ref.estimate, ref.zeros, ref.dropout_threshold)):
             what = "the main model" if ref is main else ref.method.removeprefix(f"{MODEL}/")
             job = replace(job, note=f"same configuration as {what} (numbers repeated)")
         jobs[job.method] = job
@@ -683,13 +685,14 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
         for job in group:
             try:
                 policy = job.zeros or zeros
-                how = (job.sampler, job.estimate, policy)
+                how = (job.sampler, job.estimate, policy, job.dropout_threshold)
                 if how not in done_samplers:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         with Meter(model.device) as imp_m:
                             result = model.impute(fed, draws=settings.draws, sampler=job.sampler, zeros=policy,
-                                                  estimate=job.estimate, seed=ctx["seed"], keep_draws=True,
+                                                  dropout_threshold=job.dropout_threshold, estimate=job.estimate,
+                                                  seed=ctx["seed"], keep_draws=True,
                                                   progress=False, **known)
                     est, (lower, upper), drawn, presence, _ = _model_estimates(result, fed, settings, scale)
                     metrics = imputation_metrics(truth, est, ctx["mask"], regime=ctx["regime"], lower=lower,
