@@ -58,10 +58,11 @@ def _lineage_inputs(x: np.ndarray, table) -> tuple[np.ndarray, np.ndarray]:
     return feats, siblings
 
 
-def saved_blind_p1(description: str, default_seed: int, needs: str = "models/ and masks/"):
-    """The command line (OUT --cancer --seed --data) and what it names: the cancer's table, the saved P1
-    mask, the truth and the blind inputs on the natural-log scale (n, q), the table the benchmark fed
-    the model, and its saved blind P1 model. Also used by rescore_calibration.py."""
+def saved_blind(description: str, default_seed: int, needs: str = "models/ and masks/", variant: str = "p1"):
+    """The command line (OUT --cancer --seed --data) and what it names: the cancer's table, the saved
+    mask of ``variant``, the truth and the blind inputs on the natural-log scale (n, q), the table the
+    benchmark fed the model, and its saved blind model. Also used by rescore_calibration.py and
+    check_p2_fill.py."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("out", type=Path, help=f"a depmicro benchmark folder with {needs}")
     ap.add_argument("--cancer", default="coad")
@@ -71,15 +72,15 @@ def saved_blind_p1(description: str, default_seed: int, needs: str = "models/ an
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     table = load_tcma(args.cancer, args.data)
-    mask = EvalMask.load(args.out / "masks" / f"{args.cancer}-p1-s{args.seed}.npz")
+    mask = EvalMask.load(args.out / "masks" / f"{args.cancer}-{variant}-s{args.seed}.npz")
     truth, x = masked_log_inputs(table, mask, "blind", base=np.e)
     fed = table.with_counts(np.power(np.e, x) - 1.0)  # as the benchmark feeds the model
-    model = DepMicroDiff.load(args.out / "models" / f"{args.cancer}-blind-p1-s{args.seed}", device="cpu")
+    model = DepMicroDiff.load(args.out / "models" / f"{args.cancer}-blind-{variant}-s{args.seed}", device="cpu")
     return args, table, mask, truth, x, fed, model
 
 
 def main() -> None:
-    args, table, mask, _, x, fed, model = saved_blind_p1(__doc__.split("\n\n")[0], default_seed=10)
+    args, table, mask, _, x, fed, model = saved_blind(__doc__.split("\n\n")[0], default_seed=10)
     calibrated = model.dropout_threshold()
     # every zero gets a value (threshold ~0), so any threshold can be applied afterwards
     result = model.impute(fed, draws=1, sampler="ddim:10", dropout_threshold=1e-6, seed=args.seed, progress=False)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from check_dropout_limit import saved_blind_p1  # the same script folder
+from check_dropout_limit import saved_blind  # the same script folder
 
 from pydepmicro.benchmark.run import BenchmarkSettings, _model_estimates
 from pydepmicro.evaluate.metrics import imputation_metrics
@@ -29,9 +29,9 @@ COLUMNS = ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "rmse")
 
 
 def main() -> None:
-    args, _, mask, truth, _, fed, model = saved_blind_p1(__doc__.split("\n\n")[0], default_seed=0,
+    args, _, mask, truth, _, fed, model = saved_blind(__doc__.split("\n\n")[0], default_seed=0,
                                                          needs="models/, masks/ and results.csv")
-    settings = BenchmarkSettings()  # the benchmark's draws and sampler; its log base is e, as saved_blind_p1's
+    settings = BenchmarkSettings()  # the benchmark's draws and sampler; its log base is e, as saved_blind's
     fitted = dict(model.training["fit"]["dropout_threshold"])
     # the samples fit calibrated on: the benchmark fits with seed = the mask's seed
     train, val = _split(_data.training_rows(fed), model.training["fit"].get("val_fraction", 0.1), args.seed)
