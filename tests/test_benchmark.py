@@ -391,6 +391,9 @@ def test_benchmark_on_example_end_to_end(tmp_path):
     assert frame.groupby(["variant"]).n_drawn.nunique().eq(1).all()
     text = (out / "summary.md").read_text()
     assert "## Goals (issue 5)" in text and "sparsity" in text and "mean ± sd" in text
+    # a zeros policy is an option of the main model, not one of its components
+    assert "- imputation option zeros_all_dropouts, example (blind P1)" in text
+    assert "G4 component ablation zeros" not in text
     assert (out / "figures" / "fig6_per_taxon_boxplot.png").is_file()
     assert (out / "per_taxon.csv").is_file() and (out / "run.json").is_file()
     # resume: nothing is recomputed

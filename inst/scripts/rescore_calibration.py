@@ -30,7 +30,7 @@ COLUMNS = ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "rmse")
 
 def main() -> None:
     args, _, mask, truth, _, fed, model = saved_blind(__doc__.split("\n\n")[0], default_seed=0,
-                                                         needs="models/, masks/ and results.csv")
+                                                      needs="models/, masks/ and results.csv")
     settings = BenchmarkSettings()  # the benchmark's draws and sampler; its log base is e, as saved_blind's
     fitted = dict(model.training["fit"]["dropout_threshold"])
     # the samples fit calibrated on: the benchmark fits with seed = the mask's seed

@@ -3,8 +3,9 @@
 Every ablation is a change to the main DepMicroDiff configuration: constructor hyperparameters
 (``model``), :meth:`~pydepmicro.model.DepMicroDiff.fit` options (``fit``), whether the VAE is
 pretrained on the other datasets (``pretrain``), and :meth:`~pydepmicro.model.DepMicroDiff.impute`
-options (``sampler``, ``estimate``, ``zeros``). Sampler, estimate and zeros ablations change only the
-imputation, so they reuse the main model's training: their time beside their accuracy is the point.
+options (``sampler``, ``estimate``, ``zeros``, ``dropout_threshold``). Sampler, estimate and zeros
+ablations change only the imputation, so they reuse the main model's training: their time beside
+their accuracy is the point.
 
 The main point estimate (``estimate="auto"``) is the VAE's pass: it never runs the denoiser, so the
 denoiser's components (metadata, dependency mask, AR blocks, taxon order, taxonomy embedding) could
@@ -137,8 +138,9 @@ def _build() -> dict[str, Ablation]:
     items.append(Ablation("zeros_impute", "zeros", "every zero replaced by the model's estimate (zeros='impute'), "
                           "as the fill-zeros baselines do: the sparsity decisions off at imputation", zeros="impute"))
     items.append(Ablation("zeros_all_dropouts", "zeros", "every zero judged a dropout and given the abundance the "
-                          "model expects when present (zeros='auto', dropout_threshold=1e-6), as the zeros-as-missing "
-                          "baselines treat every zero", zeros="auto", dropout_threshold=ALL_DROPOUTS_THRESHOLD))
+                          "model expects when present (zeros='auto', dropout_threshold="
+                          f"{ALL_DROPOUTS_THRESHOLD:g}), as the zeros-as-missing baselines treat every zero", zeros="auto",
+                          dropout_threshold=ALL_DROPOUTS_THRESHOLD))
     items += [
         Ablation("estimate_mean", "estimate", "every estimate from the denoiser's posterior-mean pass "
                  "(estimate='mean')", estimate="mean"),

@@ -261,7 +261,9 @@ def _ablation_goal(abl: pd.DataFrame) -> list[str]:
     paper = [n for names in PAPER_ABLATIONS.values() for n in names]
     others = abl[~abl.ablation.isin(paper) & (abl.group != "sampler")] if not abl.empty else abl
     for r in others.to_dict("records"):
-        lines.append(f"- G4 component ablation {r['ablation']}, {r['data']}: Δ PCC "
+        # the estimate and zeros rows change how the main model imputes, not what it is made of
+        kind = "imputation option" if r.get("group") in ("estimate", "zeros") else "G4 component ablation"
+        lines.append(f"- {kind} {r['ablation']}, {r['data']} ({r['regime']} {r['variant'].upper()}): Δ PCC "
                      f"{_fmt(r.get('d_pcc_mean'), r.get('d_pcc_sd'))}, Δ per-taxon PCC "
                      f"{_fmt(r.get('d_per_taxon_pcc_mean'), r.get('d_per_taxon_pcc_sd'))} - {_verdict(r)}")
     return lines
