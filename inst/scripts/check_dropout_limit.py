@@ -27,6 +27,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 
+from pydepmicro.benchmark.ablations import ALL_DROPOUTS_THRESHOLD
 from pydepmicro.benchmark.run import BenchmarkSettings, _model_estimates
 from pydepmicro.datasets import load_tcma
 from pydepmicro.evaluate import lineage_ancestors
@@ -82,8 +83,9 @@ def saved_blind(description: str, default_seed: int, needs: str = "models/ and m
 def main() -> None:
     args, table, mask, _, x, fed, model = saved_blind(__doc__.split("\n\n")[0], default_seed=10)
     calibrated = model.dropout_threshold()
-    # every zero gets a value (threshold ~0), so any threshold can be applied afterwards
-    result = model.impute(fed, draws=1, sampler="ddim:10", dropout_threshold=1e-6, seed=args.seed, progress=False)
+    # every zero gets a value (the zeros_all_dropouts threshold), so any threshold can be applied afterwards
+    result = model.impute(fed, draws=1, sampler="ddim:10", dropout_threshold=ALL_DROPOUTS_THRESHOLD, seed=args.seed,
+                          progress=False)
     estimate = _model_estimates(result, fed, BenchmarkSettings(), 100.0)[0]
     prob = np.nan_to_num(result.dropout_prob, nan=0.0)
     drawn, zero = mask.drawn, table.counts == 0
