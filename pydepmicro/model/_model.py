@@ -417,18 +417,13 @@ class DepMicroDiff:
         dep = self._dependency(table.subset(samples=table.sample_ids[rows]), taxa, dep, seed)
 
         # -- VAE: transfer from the pretrained one when there is one, then (fine-)tune -----------
-        pretrained, vae = self.vae, self._new_vae(taxa)
-        shared = vae.transfer_from(pretrained) if pretrained is not None else 0
-        self._set_lineage(vae, table)
-        index = vae.index(taxa)
-        vae.init_from_data(y[train_rows], obs[train_rows], index)
         # the VAE sees no generation rows: generating needs no encoding of an empty sample (the condition
         # latent of "nothing observed" only has to be fixed), so its capacity stays on imputation
         vae_opts = TrainOptions(steps=vae_steps, batch_size=batch_size, lr=vae_lr, max_hide=max_hide,
                                 max_drop=max_drop, hide_zeros=hide_zeros, precision=self.precision,
                                 log_base=h["log_base"])
-        history = train_vae(vae, [(y, obs, index, train_rows, val_rows)], vae_opts, seed=seed, progress=progress,
-                            dist=dist)
+        vae, index, shared, history = self._fit_vae(table, y, obs, train_rows, val_rows, vae_opts, seed=seed,
+                                                    progress=progress, dist=dist)
 
         # -- denoiser ------------------------------------------------------------------------------
         perm = self._ar_order(prep, train_rows, seed)
@@ -482,6 +477,23 @@ class DepMicroDiff:
             self.training["fit"]["dropout_threshold"] = self._calibrate_dropout(table, held_out, seed=seed)
             self.training["fit"]["spread_scale"] = self._calibrate_spread(table, held_out, max_hide=max_hide, seed=seed,
                                                                           library_size=library_size)
+
+    def _fit_vae(self, table: MicrobiomeTable, y: torch.Tensor, obs: torch.Tensor, train_rows: np.ndarray,
+                 val_rows: np.ndarray, options: TrainOptions, *, seed: int, progress: bool = False, dist=None):
+        """Fit's VAE phase: a VAE over the table's taxa that takes the pretrained VAE's weights (when
+        there is one) and the table's lineage, trained on ``train_rows`` of y, obs (n, q).
+
+        Returns (vae, taxon index (q,), number of taxa shared with the pretrained VAE, loss history).
+        Also used on its own by inst/scripts/check_vae_ranking.py."""
+        taxa = [str(t) for t in table.taxa_ids]
+        pretrained, vae = self.vae, self._new_vae(taxa)
+        shared = vae.transfer_from(pretrained) if pretrained is not None else 0
+        self._set_lineage(vae, table)
+        index = vae.index(taxa)
+        vae.init_from_data(y[train_rows], obs[train_rows], index)
+        history = train_vae(vae, [(y, obs, index, train_rows, val_rows)], options, seed=seed, progress=progress,
+                            dist=dist)
+        return vae, index, shared, history
 
     def _dependency(self, table: MicrobiomeTable, taxa: pd.Index, dependency, seed: int) -> np.ndarray:
         q = len(taxa)
