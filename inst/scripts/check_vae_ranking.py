@@ -71,6 +71,9 @@ def main() -> None:
     ap.add_argument("--ensemble", type=int, default=1)
     ap.add_argument("--data", default="../shared/data/tcma")
     args = ap.parse_args()
+    if args.ensemble < 1 or args.vae_steps < 1 or args.pretrain_steps < 0 or not 0 <= args.max_drop <= 1:
+        ap.error("--ensemble and --vae-steps must be >= 1, --pretrain-steps >= 0 (0: no pretraining), "
+                 "--max-drop in [0, 1]")
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     hparams = _hparams(args.settings)
