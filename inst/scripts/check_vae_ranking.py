@@ -77,20 +77,21 @@ def main() -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     hparams = _hparams(args.settings)
-    targets, pool = load_data(args.data, BenchmarkSettings(cancers=(args.cancer,)))
+    settings = BenchmarkSettings(cancers=(args.cancer,))
+    targets, pool = load_data(args.data, settings)
     table, others = targets[args.cancer], [t for name, t in pool.items() if name != args.cancer]
     for seed in args.seeds:
         start = time.perf_counter()
-        mask = draw_mask(table, fraction=0.1, seed=seed, variant="p1")  # the benchmark's P1 mask of this seed
+        mask = draw_mask(table, fraction=settings.fraction, seed=seed, variant="p1")  # the benchmark's P1 mask
         truth, x = masked_log_inputs(table, mask, "blind", base=np.e)
         fed = table.with_counts(np.power(np.e, x) - 1.0)  # as the benchmark feeds the model
         prob = np.mean([vae_presence(fed, others, hparams, seed=seed + 1000 * k, pretrain_steps=args.pretrain_steps,
                                      vae_steps=args.vae_steps, max_drop=args.max_drop)
                         for k in range(args.ensemble)], axis=0)
         has_reads = (np.nansum(fed.counts, axis=1) > 0)[:, None]
-        true_zero = (truth == 0) & ~mask.hidden & has_reads
-        score = np.r_[prob[mask.drawn & has_reads], prob[true_zero]]
-        label = np.r_[np.ones(int((mask.drawn & has_reads).sum())), np.zeros(int(true_zero.sum()))]
+        dropped, true_zero = mask.drawn & has_reads, (truth == 0) & ~mask.hidden & has_reads
+        score = np.r_[prob[dropped], prob[true_zero]]
+        label = np.r_[np.ones(int(dropped.sum())), np.zeros(int(true_zero.sum()))]
         tails = " / ".join(f"{v:.3f}" for v in _tail(score, label))
         print(f"{args.cancer} seed {seed} {' '.join(args.settings) or 'defaults'} pretrain {args.pretrain_steps} "
               f"fine-tune {args.vae_steps} max_drop {args.max_drop} ensemble {args.ensemble}: presence AUROC "
