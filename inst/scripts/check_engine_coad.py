@@ -22,10 +22,10 @@ import time
 
 import numpy as np
 
+from pydepmicro.cli_model import parse_value
 from pydepmicro.datasets import load_tcma
 from pydepmicro.evaluate import baselines_for, draw_mask, imputation_metrics, masked_log_inputs
 from pydepmicro.evaluate.masks import EvalMask
-from pydepmicro.cli_model import parse_value
 from pydepmicro.model import _FIT_OPTIONS, DepMicroDiff
 
 KEEP = ("pcc", "per_taxon_pcc", "rmse", "false_fill", "dropout_auroc", "observed_fidelity", "coverage")

@@ -71,8 +71,8 @@ from ..evaluate import (
     masked_log_inputs,
 )
 from ..evaluate.baselines import BASELINES
-from ..evaluate.metrics import auroc
 from ..evaluate.masks import _RANK_LEVEL
+from ..evaluate.metrics import auroc
 from ..model._model import DEFAULTS, IMPUTE_DRAWS, IMPUTE_SAMPLER, SPREAD_Z
 from ..table import MicrobiomeTable
 from ..text import metadata_columns
