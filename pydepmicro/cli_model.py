@@ -269,8 +269,8 @@ def _output_format(table_path, fmt, output, out_format):
               help="ddim:K, ddpm:K, full, fractional:n (n = 2, 3, 4, 20), adaptive or vae (the VAE alone).")
 @click.option("--estimate", default="auto", show_default=True, type=click.Choice(["auto", "vae", "mean", "draws"]),
               help="Point estimate: vae = the VAE's posterior-mean pass (the latent the denoiser corrects); "
-                   "mean = the denoiser's posterior-mean pass; draws = the mean of the draws; auto = at present "
-                   "vae, the better one on TCMA.")
+                   "mean = the denoiser's posterior-mean pass; draws = the mean of the draws; auto = missing (NA) "
+                   "entries from vae, zeros (dropout decisions and values) from mean, the better ones on TCMA.")
 @click.option("--zeros", default="auto", show_default=True, type=click.Choice(["auto", "keep", "impute"]),
               help="auto: replace zeros the model judges dropouts; keep: fill only missing (NA) entries; "
                    "impute: replace every zero.")

@@ -119,13 +119,21 @@ def test_pass_estimates_are_deterministic_and_draws_only_set_the_spread(model, t
     again = model.impute(table, draws=2, sampler="ddim:5", estimate="mean", seed=2, progress=False)
     assert np.array_equal(denoised.values, again.values, equal_nan=True)
     assert not np.allclose(a.values[missing], denoised.values[missing])
-    # ... and so are the dropout decisions on zeros, not the denoiser's (closure off: same inputs)
+    # ... while the dropout decisions on zeros, and the values written into them, are the denoiser's
+    # (closure off: same inputs)
     auto_open, mean_open, vae_open = (model.impute(table, draws=0, estimate=e, closure=False, progress=False)
                                       for e in ("auto", "mean", "vae"))
     zero = table.counts == 0
-    assert np.array_equal(auto_open.dropout_prob[zero], vae_open.dropout_prob[zero])
-    assert not np.allclose(auto_open.dropout_prob[zero], mean_open.dropout_prob[zero])
-    assert np.array_equal(auto_open.values, vae_open.values, equal_nan=True)
+    assert np.array_equal(auto_open.dropout_prob[zero], mean_open.dropout_prob[zero])
+    assert not np.allclose(auto_open.dropout_prob[zero], vae_open.dropout_prob[zero])
+    assert np.array_equal(auto_open.values[missing], vae_open.values[missing])
+    assert np.array_equal(auto_open.values[zero], mean_open.values[zero])
+    assert auto_open.imputed[zero].any() and not np.allclose(auto_open.values[zero], vae_open.values[zero])
+    # zeros="impute" writes the denoiser's estimate into every zero, the VAE's into missing entries
+    auto_all, mean_all, vae_all = (model.impute(table, draws=0, estimate=e, zeros="impute", closure=False,
+                                                progress=False) for e in ("auto", "mean", "vae"))
+    assert np.array_equal(auto_all.values[zero], mean_all.values[zero])
+    assert np.array_equal(auto_all.values[missing], vae_all.values[missing])
     averaged = model.impute(table, draws=2, sampler="ddim:5", estimate="draws", seed=1, progress=False)
     assert not np.allclose(a.values[missing], averaged.values[missing])
     assert not np.allclose(denoised.values[missing], averaged.values[missing])
@@ -136,15 +144,16 @@ def test_pass_estimates_are_deterministic_and_draws_only_set_the_spread(model, t
 
 
 def test_fit_calibrates_the_dropout_threshold_on_simulated_dropouts(model, table, tmp_path):
-    """fit stores a threshold per deterministic pass; impute uses the one of its estimate unless given one."""
+    """fit stores a threshold per deterministic pass; impute uses the one of the pass that judges its zeros
+    (the denoiser's for "auto") unless given one."""
     calibrated = model.training["fit"]["dropout_threshold"]
     assert 0 < calibrated["vae"] < 1 and 0 < calibrated["mean"] < 1
     assert calibrated["rows"] > 0 and calibrated["rounds"] >= 1
-    assert model.dropout_threshold() == model.dropout_threshold("vae") == calibrated["vae"]
-    assert model.dropout_threshold("mean") == calibrated["mean"]
+    assert model.dropout_threshold() == model.dropout_threshold("mean") == calibrated["mean"]
+    assert model.dropout_threshold("vae") == calibrated["vae"]
     assert model.dropout_threshold("draws") == 0.5  # the draws' averaged probability is not calibrated
     model.save(tmp_path / "m")
-    assert DepMicroDiff.load(tmp_path / "m").dropout_threshold() == calibrated["vae"]
+    assert DepMicroDiff.load(tmp_path / "m").dropout_threshold() == calibrated["mean"]
     zero = table.counts == 0
     given = model.impute(table, draws=0, dropout_threshold=0.9, progress=False)
     default = model.impute(table, draws=0, progress=False)

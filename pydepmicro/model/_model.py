@@ -581,10 +581,11 @@ class DepMicroDiff:
             entries: the latent the denoiser corrects. ``"mean"`` decodes the denoiser's estimate
             of the latent's conditional mean (one deterministic pass per AR block from the last
             timestep, see :meth:`~pydepmicro.nn.diffusion.LatentDiffusion.predict_mean`).
-            ``"draws"`` averages the draws. ``"auto"`` (default) is at present ``"vae"``: on TCMA the
-            VAE's pass was the better one both for flagged missing entries and for the dropout
-            decisions on zeros (README, "Estimate, draws and samplers"). In every case the draws give
-            the spread.
+            ``"draws"`` averages the draws. ``"auto"`` (default) fills missing (NaN) entries from the
+            VAE's pass and judges and fills zeros from the denoiser's: on TCMA's selection masks the
+            VAE's pass was the better one for flagged missing entries, the denoiser's for the
+            dropouts among zeros (README, "Estimate, draws and samplers"). In every case the draws
+            give the spread.
         sampler : str
             ``"ddim:K"`` (DDIM, K steps; default 10), ``"full"`` (all T DDPM steps),
             ``"fractional:n"`` (every n-th step, n in 2, 3, 4, 20, ...), ``"adaptive"`` (more steps
@@ -813,11 +814,12 @@ class DepMicroDiff:
 
     def dropout_threshold(self, estimate: str = "auto") -> float:
         """The presence-probability threshold ``impute(zeros="auto")`` uses by default with ``estimate``:
-        the one calibrated at fit for that estimate's pass, else 0.5 (``"draws"``; models saved before the
+        the one calibrated at fit for the pass that gives that estimate's presence probabilities
+        (``"auto"``: the denoiser's), else 0.5 (``"draws"``; models saved before the
         calibration)."""
         estimate = _sampling.parse_estimate(estimate)
         calibrated = self.training.get("fit", {}).get("dropout_threshold", {})
-        key = None if estimate == "draws" else _sampling.VALUE_PASS[estimate]
+        key = _sampling.ZEROS_PASS[estimate]  # None for "draws"
         return float(calibrated.get(key, _sampling.DEFAULT_DROPOUT_THRESHOLD))
 
     def _estimates(self, prep, alignment, cond, cond_valid, schedulers, skip, batch_size, *, draws, seed, estimate,

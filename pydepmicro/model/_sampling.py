@@ -13,8 +13,11 @@ abundance come instead from deterministic passes, and the draws only give the sp
 decodes the VAE encoder's posterior mean given the observed entries (the latent the denoiser
 corrects); ``"mean"`` decodes the denoiser's estimate of E[z0 | observed]
 (:meth:`~pydepmicro.nn.diffusion.LatentDiffusion.predict_mean`; for the ``vae`` sampler it is the
-same as ``"vae"``); ``"auto"`` is at present the VAE's pass, the better one on TCMA both for
-missing entries and for the dropout decisions on zeros (README, "Estimate, draws and samplers").
+same as ``"vae"``); ``"auto"`` takes missing (NaN) entries from the VAE's pass and everything about
+zeros (presence probability, abundance, the value ``zeros="impute"`` writes) from the denoiser's:
+on the TCMA selection masks (seeds 10-11) the VAE's pass filled missing entries better (aware
+regime) and the denoiser's judged and filled zeros better (blind regime; README, "Estimate, draws
+and samplers").
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ SAMPLERS = ("ddim", "ddpm", "full", "fractional", "adaptive", "vae")
 ESTIMATES = ("auto", "vae", "mean", "draws")
 #: estimates from deterministic passes (draws only for the spread; draws=0 allowed)
 PASS_ESTIMATES = ("auto", "vae", "mean")
-#: the deterministic pass behind each estimate: it gives the values of missing entries (impute's
-#: closure runs only that one) and, for every estimate but "draws", the presence probabilities that
-#: zeros="auto" thresholds. "auto" is the VAE's pass, the better one on TCMA for both (README, "Estimate,
-#: draws and samplers"); for "draws", the denoiser's pass, the draws' own mean
+#: the deterministic pass that gives each estimate's values of missing (NaN) entries (impute's closure
+#: runs only that one): for "auto" the VAE's, the better one on TCMA's aware selection masks (README,
+#: "Estimate, draws and samplers"); for "draws", the denoiser's, the draws' own mean
 VALUE_PASS = {"auto": "vae", "vae": "vae", "mean": "mean", "draws": "mean"}
+#: the deterministic pass that gives each estimate's presence probabilities (which zeros="auto" thresholds)
+#: and the values written into zeros: for "auto" the denoiser's, the better one on TCMA's blind selection
+#: masks (README, "Estimate, draws and samplers"); "draws" takes them from the draws themselves
+ZEROS_PASS = {"auto": "mean", "vae": "vae", "mean": "mean", "draws": None}
 #: zeros="auto" threshold where the model has none calibrated (estimate="draws", models saved before the calibration)
 DEFAULT_DROPOUT_THRESHOLD = 0.5
 
@@ -50,9 +56,9 @@ def parse_estimate(estimate: str) -> str:
     value = str(estimate).strip().lower()
     if value not in ESTIMATES:
         raise InvalidOptionError(f"unknown estimate {estimate!r}",
-                                 hint="use 'auto' (the default: at present the VAE's pass), 'vae' (the VAE's "
-                                      "posterior-mean pass), 'mean' (the denoiser's posterior-mean pass) or 'draws' "
-                                      "(mean over the draws)")
+                                 hint="use 'auto' (the default: missing entries from the VAE's pass, zeros from the "
+                                      "denoiser's), 'vae' (the VAE's posterior-mean pass), 'mean' (the denoiser's "
+                                      "posterior-mean pass) or 'draws' (mean over the draws)")
     return value
 
 
@@ -256,7 +262,7 @@ def draw_estimates(
                            batch_size=batch_size, keep_draws=keep_draws, device=torch.device(device),
                            memory_limit=memory_limit)
     gen = torch.Generator(device=device).manual_seed(int(seed))
-    out = {k: np.full((n, q), np.nan) for k in ("value", "spread", "presence_prob", "abundance")}
+    out = {k: np.full((n, q), np.nan) for k in ("value", "spread", "presence_prob", "abundance", "zero_value")}
     all_draws = np.full((draws, n, q), np.nan) if keep_draws else None
     chunks = [rows[i : i + per_batch] for i in range(0, len(rows), per_batch)]
     for chunk in tqdm(chunks, desc="imputing", unit="batch", disable=not progress, leave=False):
@@ -279,12 +285,12 @@ def _impute_chunk(module, chunk, y, observed, cond, cond_valid, schedulers, out,
     tc = module.token_condition(yb, ob, c, cv)
     idx = chunk.numpy()
     if estimate in PASS_ESTIMATES:
-        if VALUE_PASS[estimate] == "mean" and schedulers:
-            dec = module.decode(module.predict_mean(tc, mean_scheduler, cond=c, cond_valid=cv))
-        else:  # the VAE's pass (also "mean" with sampler "vae": there is no denoiser to run)
-            dec = module.vae.decode(module.vae.encode(yb, ob, module.vae_index)[0], module.vae_index)
-        prob, abund = (dec[k].double().cpu().numpy() for k in ("presence_prob", "abundance"))
-        out["value"][idx], out["presence_prob"][idx], out["abundance"][idx] = prob * abund, prob, abund
+        decoded = {name: _decode_pass(module, name, yb, ob, tc, c, cv, schedulers, mean_scheduler)
+                   for name in dict.fromkeys((VALUE_PASS[estimate], ZEROS_PASS[estimate]))}
+        value = decoded[VALUE_PASS[estimate]]
+        prob, abund = decoded[ZEROS_PASS[estimate]]
+        out["value"][idx] = value[0] * value[1]
+        out["presence_prob"][idx], out["abundance"][idx], out["zero_value"][idx] = prob, abund, prob * abund
     if not draws:
         return
     if schedulers:
@@ -298,11 +304,21 @@ def _impute_chunk(module, chunk, y, observed, cond, cond_valid, schedulers, out,
     est = (dec["presence_prob"] * dec["abundance"]).reshape(shape).double().cpu().numpy()
     out["spread"][idx] = est.std(1, ddof=1) if draws > 1 else 0.0
     if estimate == "draws":
-        out["value"][idx] = est.mean(1)
+        out["value"][idx] = out["zero_value"][idx] = est.mean(1)
         out["presence_prob"][idx] = dec["presence_prob"].reshape(shape).double().cpu().numpy().mean(1)
         out["abundance"][idx] = dec["abundance"].reshape(shape).double().cpu().numpy().mean(1)
     if all_draws is not None:
         all_draws[:, idx] = est.transpose(1, 0, 2)
+
+
+def _decode_pass(module, name, yb, ob, tc, c, cv, schedulers, mean_scheduler) -> tuple[np.ndarray, np.ndarray]:
+    """Presence probability and abundance (chunk, q) from one deterministic pass: ``"mean"`` the
+    denoiser's, ``"vae"`` the VAE's (also ``"mean"`` with sampler "vae": there is no denoiser to run)."""
+    if name == "mean" and schedulers:
+        dec = module.decode(module.predict_mean(tc, mean_scheduler, cond=c, cond_valid=cv))
+    else:
+        dec = module.vae.decode(module.vae.encode(yb, ob, module.vae_index)[0], module.vae_index)
+    return tuple(dec[k].double().cpu().numpy() for k in ("presence_prob", "abundance"))
 
 
 def to_table_order(array: np.ndarray, alignment: Alignment, n_cols: int) -> np.ndarray:
@@ -335,8 +351,8 @@ def assemble(
     plus replaced entries form one sample. None: replaced zeros are written as they come (older models).
     """
     Q = table.n_taxa
-    value, spread, prob, abund = (to_table_order(est[k], alignment, Q)
-                                  for k in ("value", "spread", "presence_prob", "abundance"))
+    value, spread, prob, abund, zero_value = (to_table_order(est[k], alignment, Q)
+                                              for k in ("value", "spread", "presence_prob", "abundance", "zero_value"))
     modelled = ~np.isnan(value)
     log_in = prep.values
     missing = np.isnan(log_in) & modelled
@@ -345,7 +361,7 @@ def assemble(
     values[missing] = value[missing]
     if zeros == "impute":
         replace = zero
-        values[replace] = value[replace]
+        values[replace] = zero_value[replace]
     elif zeros == "auto":
         replace = zero & (prob > threshold)
         values[replace] = abund[replace]
