@@ -58,8 +58,9 @@ plot_history(model.history_frame, out / "training_curves.png")
 
 # %% [markdown]
 # ## Impute
-# Missing entries and the dropout decisions on zeros take the VAE's posterior mean given the
-# observed entries (`estimate="auto"`, the default; `"mean"` would take the denoiser's pass); each
+# Missing entries take the VAE's posterior mean given the observed entries, and zeros are judged
+# and filled from the denoiser's estimate (`estimate="auto"`, the default; `"vae"` or `"mean"` would
+# take one pass for both: the better pass for each use on TCMA is in the README); each
 # sample is also drawn several times from the denoiser (`draws`) and the spread is the standard
 # deviation of the draws, scaled by a factor calibrated at fit so that value +- 1.645 spread held 90%
 # of held-out truths (`model.spread_scale()`; `estimate="draws"` would average the draws instead). `zeros="auto"` replaces a

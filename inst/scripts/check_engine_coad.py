@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--sampler", default="ddim:20")
     parser.add_argument("--estimate", default="auto",
-                        help="point estimate: auto, vae (the VAE's pass), mean (the denoiser's pass) or draws")
+                        help="point estimate: auto (missing entries from vae, zeros from mean), vae (the VAE's pass), "
+                             "mean (the denoiser's pass) or draws")
     parser.add_argument("--save-model", help="save each regime's model to DIR-<regime>")
     parser.add_argument("--load-model", help="load each regime's model from DIR-<regime> instead of training")
     parser.add_argument("--extra-samplers", default="", help="comma-separated samplers also evaluated")

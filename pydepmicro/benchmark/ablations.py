@@ -7,11 +7,12 @@ options (``sampler``, ``estimate``, ``zeros``, ``dropout_threshold``). Sampler, 
 ablations change only the imputation, so they reuse the main model's training: their time beside
 their accuracy is the point.
 
-The main point estimate (``estimate="auto"``) is the VAE's pass: it never runs the denoiser, so the
-denoiser's components (metadata, dependency mask, AR blocks, taxon order, taxonomy embedding) could
-only change the draws. Their ablations therefore impute with the denoiser's own estimate
-(``estimate="mean"``) and are compared with the main model imputing the same way (the
-``estimate_mean`` row, their ``reference``). Samplers change only the draws, so their ablations take
+The main point estimate (``estimate="auto"``) fills missing entries from the VAE's pass, which never
+runs the denoiser, and judges zeros with the denoiser's pass. So that the denoiser's components
+(metadata, dependency mask, AR blocks, taxon order, taxonomy embedding) are judged in both regimes,
+their ablations impute with the denoiser's own estimate throughout (``estimate="mean"``) and are
+compared with the main model imputing the same way (the ``estimate_mean`` row, their ``reference``;
+in the blind regime, which has no missing entries, it equals the main row). Samplers change only the draws, so their ablations take
 the mean of the draws as the estimate (reference ``estimate_draws``). The VAE's components
 (pretraining, sparsity loss, lineage inputs) are compared with the main model itself.
 

@@ -346,8 +346,9 @@ def summary_markdown(results: pd.DataFrame, run_info: dict | None = None, figure
                   "Δ = with the component - without it, paired by seed (positive: the component helps): reference - "
                   "ablation for an ablation that takes a component away, ablation - reference for one that adds it "
                   "(with_dependency*: the dependency mask is off in the main model). The main point estimate "
-                  "is the VAE's pass, which never runs the denoiser; so the denoiser's components are ablated on the "
-                  f"denoiser's own estimate and compared with the main model imputing that way ({DENOISER_REFERENCE}), "
+                  "fills missing entries from the VAE's pass, which never runs the denoiser; so the denoiser's "
+                  "components are ablated on the denoiser's own estimate and compared with the main model imputing "
+                  f"that way ({DENOISER_REFERENCE}), "
                   "the VAE's components with the main model.", ""]
         header = ["ablation", "data", "setting", "reference", "PCC", "Δ PCC", "per-taxon PCC", "Δ per-taxon",
                   "false-fill", "dropout AUROC", "impute s", "verdict"]
