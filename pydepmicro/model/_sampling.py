@@ -344,6 +344,9 @@ def assemble(
 ) -> ImputationResult:
     """Apply the zeros policy, keep observed entries, convert back to counts.
 
+    ``est``: (n, q_model) arrays ``value`` (written into missing entries), ``spread``, ``presence_prob``,
+    ``abundance`` (written into a zero judged a dropout) and optionally ``zero_value`` (written into every
+    zero by ``zeros="impute"``; default ``value``).
     ``min_observed_share``: the model puts a replaced zero back as its share of the complete sample
     (it was trained with dropouts taken out of the sample, :func:`._data.corrupt` ``log_base``), while the
     observed entries are relative to the reads that were read. The replaced zeros are then rescaled by
@@ -351,8 +354,9 @@ def assemble(
     plus replaced entries form one sample. None: replaced zeros are written as they come (older models).
     """
     Q = table.n_taxa
-    value, spread, prob, abund, zero_value = (to_table_order(est[k], alignment, Q)
-                                              for k in ("value", "spread", "presence_prob", "abundance", "zero_value"))
+    value, spread, prob, abund, zero_value = (to_table_order(est[k], alignment, Q) for k in
+                                              ("value", "spread", "presence_prob", "abundance",
+                                               "zero_value" if "zero_value" in est else "value"))
     modelled = ~np.isnan(value)
     log_in = prep.values
     missing = np.isnan(log_in) & modelled
