@@ -1,6 +1,8 @@
 """G1's dropout AUROC on COAD: does a larger VAE, longer training or an ensemble rank dropouts better?
 
-The dropout decision of ``impute(zeros="auto")`` is the VAE pass's presence probability, so this
+Until ``524488f`` the dropout decision of ``impute(zeros="auto")`` was the VAE pass's presence
+probability (``estimate="vae"`` keeps it; the default now judges zeros with the denoiser's pass, whose
+presence probability decodes the denoiser's latent with the same VAE decoder). This script
 trains only the VAE, as the benchmark does for a blind P1 mask: pretrained on the other TCMA cancers
 (:meth:`~pydepmicro.model.DepMicroDiff.pretrain_vae`, seeded with the mask's seed), then fine-tuned on
 the masked table by fit's own VAE phase (``DepMicroDiff._fit_vae``, same split and options). It scores
