@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -467,3 +468,37 @@ def test_ablation_figures_pair_the_main_model_with_the_ablations_masks_only():
     main = picked[picked.method == "depmicrodiff"]
     assert list(main.seed) == [0] and list(main.data) == ["coad"]  # seeds 1-4 and STAD have no sampler row
     assert "depmicrodiff/sampler_vae" in set(picked.method)
+
+
+def test_presence_pass_script_rescores_the_benchmark_and_matches_impute(tmp_path):
+    """inst/scripts/check_presence_pass.py: its denoiser/denoiser line is the benchmark's own row (the
+    script checks that itself and stops otherwise), and its VAE/VAE line is impute(estimate="vae")."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "inst" / "scripts"))
+    from check_presence_pass import blind_input, rescore, run_settings
+
+    from pydepmicro.benchmark.run import load_data
+    from pydepmicro.evaluate import EvalMask, imputation_metrics
+    from pydepmicro.model import DepMicroDiff
+
+    out = tmp_path / "b"
+    run_benchmark("example", out, _tiny(methods=("depmicrodiff",), ablations=(), regimes=("blind",),
+                                        variants=("p1",)), echo=lambda *a: None, report=False)
+    rows = pd.DataFrame(rescore(out, None))
+    assert len(rows) == 4 and set(zip(rows.presence, rows.abundance)) == {
+        ("vae", "vae"), ("vae", "mean"), ("mean", "vae"), ("mean", "mean")}
+    settings, _ = run_settings(out)
+    table = load_data("example", settings)[0]["example"]
+    truth, fed = blind_input(table, EvalMask.load(out / "masks" / "example-p1-s0.npz"), settings)
+    model = DepMicroDiff.load(out / "models" / "example-blind-p1-s0", device="cpu")
+    counts = model.impute(fed, draws=0, estimate="vae", progress=False).table.counts
+    mask = EvalMask.load(out / "masks" / "example-p1-s0.npz")
+    want = imputation_metrics(truth, np.log1p(np.nan_to_num(counts)) / math.log(settings.log_base), mask,
+                              regime="blind")
+    got = rows[(rows.presence == "vae") & (rows.abundance == "vae")].iloc[0]
+    for key in ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc"):
+        assert got[key] == pytest.approx(want[key], abs=1e-12), key
+    # each step takes its own pass: the presence decision alone sets how many zeros are filled
+    by = rows.set_index(["presence", "abundance"]).zeros_filled
+    assert by["vae", "vae"] == by["vae", "mean"] and by["mean", "mean"] == by["mean", "vae"]

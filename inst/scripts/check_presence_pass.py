@@ -1,0 +1,161 @@
+"""Blind zeros: which deterministic pass should decide presence, and which should write the abundance?
+
+``impute(zeros="auto")`` decides a zero in two steps: presence (its presence probability against the
+threshold calibrated at fit for that pass) and abundance (the value written into a zero judged a
+dropout). Each step can take the VAE's pass or the denoiser's (``estimate="vae"`` takes both from the
+VAE's, the default ``"auto"`` both from the denoiser's). This script rescores the blind P1 main models
+that ``depmicro benchmark`` saved, with the four combinations, exactly as the benchmark scores a
+blind row (the same saved mask, input and metrics; the denoiser/denoiser line reproduces the
+benchmark's own row, which the script checks).
+
+Use it on selection masks (P1 seeds 10 and up, never the benchmark's 0-4), e.g.
+
+    depmicro benchmark --data ../shared/data/tcma --out sel-coad-s12 --device cpu --regimes blind
+        --variants p1 --cancers coad --seeds 1 --first-seed 12 --methods depmicrodiff --ablations none
+    python inst/scripts/check_presence_pass.py sel-coad-s12 sel-stad-s12 ...
+        [--csv out.csv] [--data ../shared/data/tcma]
+
+Prints one line per mask and combination (pooled PCC, median per-taxon PCC, false-fill, dropout
+AUROC, zeros filled; and without a threshold, the presence pass's presence AUROC and that of the two
+passes' average) and the means over the masks per combination. Imputation only: seconds per mask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import warnings
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pydepmicro.benchmark.run import BenchmarkSettings, load_data, variant_label
+from pydepmicro.evaluate import imputation_metrics
+from pydepmicro.evaluate.metrics import auroc
+from pydepmicro.evaluate.masks import EvalMask, masked_log_inputs
+from pydepmicro.model import DepMicroDiff, _data, _sampling
+from pydepmicro.model._model import MIN_OBSERVED_SHARE
+
+PASSES = ("vae", "mean")
+LABEL = {"vae": "VAE's", "mean": "denoiser's"}
+METRICS = ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc")
+MODEL_DIR = re.compile(r"^(?P<data>\w+)-blind-p1-s(?P<seed>\d+)$")
+
+
+def blind_input(table, mask: EvalMask, settings: BenchmarkSettings):
+    """Truth (log scale) and the table the benchmark feeds the model for a blind mask."""
+    truth, x = masked_log_inputs(table, mask, "blind", base=settings.log_base)
+    return truth, table.with_counts(np.power(settings.log_base, x) - 1.0)  # relative abundance x 100; hidden 0
+
+
+def pass_estimates(model: DepMicroDiff, fed, sampler: str) -> tuple[dict, tuple]:
+    """Both deterministic passes of ``model`` over ``fed`` (no missing entries: the blind input), as impute
+    computes them: {"vae": est, "mean": est} in model taxon order, and what assemble needs besides."""
+    h = model.hparams
+    alignment = _data.align_taxa(fed, model.taxa, align=False)
+    prep = _data.prepare(fed, scale=h["scale"], log_base=h["log_base"])
+    cond, cond_valid = model._condition_tokens(fed)
+    schedulers = _sampling.schedulers_for(sampler, h, len(model.module.block_sizes))
+    skip = prep.library_sizes <= 0
+    out = {name: model._estimates(prep, alignment, cond, cond_valid, schedulers, skip, 64, draws=0, seed=0,
+                                  estimate=name, keep_draws=False, progress=False) for name in PASSES}
+    return out, (prep, alignment, skip)
+
+
+def combine(model, fed, passes, context, presence: str, abundance: str) -> np.ndarray:
+    """Counts (n, q) of impute(zeros="auto") with presence from pass ``presence`` (and its calibrated
+    threshold) and the values written into dropouts from pass ``abundance``."""
+    prep, alignment, skip = context
+    h = model.hparams
+    est = dict(value=passes[abundance]["value"], spread=passes[abundance]["spread"],
+               presence_prob=passes[presence]["presence_prob"], abundance=passes[abundance]["abundance"])
+    result = _sampling.assemble(fed, prep, alignment, est, zeros="auto", threshold=model.dropout_threshold(presence),
+                                scale=h["scale"], log_base=h["log_base"], skip=skip,
+                                min_observed_share=MIN_OBSERVED_SHARE if model.drops_renormalized else None)
+    return result.table.counts, result.options["n_zeros_replaced"]
+
+
+def run_settings(folder: Path) -> tuple[BenchmarkSettings, str]:
+    """The settings and data folder of the benchmark run that wrote ``folder`` (its run.json)."""
+    latest = json.loads((folder / "run.json").read_text())["latest"]
+    known = {f.name for f in fields(BenchmarkSettings)}
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in latest["settings"].items() if k in known}
+    return BenchmarkSettings(**given), latest["data"]
+
+
+def rescore(folder: Path, data_dir: str | None) -> list[dict]:
+    settings, data_used = run_settings(folder)
+    targets, _ = load_data(data_dir or data_used, settings)
+    bench = pd.read_csv(folder / "results.csv")
+    rows = []
+    for model_dir in sorted((folder / "models").iterdir()):
+        match = MODEL_DIR.match(model_dir.name)
+        if not match:
+            continue
+        name, seed = match["data"], int(match["seed"])
+        table = targets[name]
+        mask = EvalMask.load(folder / "masks" / f"{name}-{variant_label('p1', settings)}-s{seed}.npz")
+        truth, fed = blind_input(table, mask, settings)
+        model = DepMicroDiff.load(model_dir, device="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            passes, context = pass_estimates(model, fed, settings.sampler)
+        # without a threshold: each pass's presence probability, and their average, ranking the mask's
+        # dropouts against its true zeros (results.csv presence_auroc)
+        true_zero = ~np.isnan(truth) & ~mask.hidden & (np.nan_to_num(truth) == 0)
+        prob = {k: np.nan_to_num(_sampling.to_table_order(passes[k]["presence_prob"], context[1], table.n_taxa))
+                for k in PASSES}
+        raw = {k: auroc(p[mask.drawn], p[true_zero]) for k, p in
+               {**prob, "average": (prob["vae"] + prob["mean"]) / 2}.items()}
+        for presence in PASSES:
+            for abundance in PASSES:
+                counts, filled = combine(model, fed, passes, context, presence, abundance)
+                est = np.where(np.isnan(counts), 0.0, np.log1p(np.nan_to_num(counts)) / math.log(settings.log_base))
+                metrics = imputation_metrics(truth, est, mask, regime="blind")
+                rows.append(dict(data=name, seed=seed, presence=presence, abundance=abundance, zeros_filled=filled,
+                                 threshold=model.dropout_threshold(presence), **{k: metrics[k] for k in METRICS},
+                                 presence_auroc=raw[presence], average_presence_auroc=raw["average"]))
+        # the benchmark's row is the default, both steps from the denoiser's pass: the same numbers or a bug
+        ref = bench[(bench.data == name) & (bench.regime == "blind") & (bench.variant == "p1") & (bench.seed == seed)
+                    & (bench.method == "depmicrodiff") & (bench.status == "ok")]
+        if len(ref):
+            mine = rows[-1]
+            for k in (*METRICS, "presence_auroc"):
+                if not np.isclose(mine[k], float(ref[k].iloc[0]), rtol=0, atol=1e-9):
+                    raise SystemExit(f"{model_dir}: {k} {mine[k]} differs from the benchmark's {float(ref[k].iloc[0])}")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folders", nargs="+", type=Path, help="depmicro benchmark --out folders with blind P1 main models")
+    ap.add_argument("--data", help="the TCMA folder, when not where the benchmark read it (its run.json)")
+    ap.add_argument("--csv", type=Path, help="also write every line here")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = [row for folder in args.folders for row in rescore(folder, args.data)]
+    if not rows:
+        raise SystemExit("no blind P1 main model (models/NAME-blind-p1-sSEED) in those folders")
+    frame = pd.DataFrame(rows)
+    pd.set_option("display.width", 160)
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    means = frame.groupby(["presence", "abundance"])[[*METRICS, "zeros_filled", "presence_auroc",
+                                                       "average_presence_auroc"]].mean()
+    means.index = [f"presence {LABEL[p]}, abundance {LABEL[a]}" for p, a in means.index]
+    print(f"\nmeans over {frame.groupby(['data', 'seed']).ngroups} masks:")
+    print(means.to_string(float_format=lambda v: f"{v:.4f}"))
+    for name, part in frame.groupby("data"):
+        m = part.groupby(["presence", "abundance"])[list(METRICS)].mean()
+        print(f"\n{name} ({part.seed.nunique()} masks):")
+        print(m.to_string(float_format=lambda v: f"{v:.4f}"))
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()
