@@ -499,6 +499,10 @@ def test_presence_pass_script_rescores_the_benchmark_and_matches_impute(tmp_path
     got = rows[(rows.presence == "vae") & (rows.abundance == "vae")].iloc[0]
     for key in ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc"):
         assert got[key] == pytest.approx(want[key], abs=1e-12), key
+    # fit's calibration, run again from the saved model on fit's own samples, gives the saved thresholds
+    # (the script stops otherwise) and so the same lines
+    again = pd.DataFrame(rescore(out, None, "validation"))
+    pd.testing.assert_frame_equal(again, rows)
     # each step takes its own pass: the presence decision alone sets how many zeros are filled
     by = rows.set_index(["presence", "abundance"]).zeros_filled
     assert by["vae", "vae"] == by["vae", "mean"] and by["mean", "mean"] == by["mean", "vae"]

@@ -18,7 +18,9 @@ Use it on selection masks (P1 seeds 10 and up, never the benchmark's 0-4), e.g.
 Prints one line per mask and combination (pooled PCC, median per-taxon PCC, false-fill, dropout
 AUROC, zeros filled; without a threshold, the presence pass's presence AUROC and that of the two
 passes' average; and false-fill and dropout AUROC at the oracle threshold, the best Youden's J on the mask's own
-answers that fills at most 5% of its true zeros (G1's limit): a ceiling, not a method) and the means over the masks per combination. Imputation only: seconds per mask.
+answers that fills at most 5% of its true zeros (G1's limit): a ceiling, not a method) and the means
+over the masks per combination. ``--calibrate-on all`` calibrates the thresholds again on every sample
+with reads instead of fit's validation samples (minutes per mask). Imputation only: seconds per mask.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from pydepmicro.evaluate import imputation_metrics
 from pydepmicro.evaluate.metrics import auroc
 from pydepmicro.evaluate.masks import EvalMask, masked_log_inputs
 from pydepmicro.model import DepMicroDiff, _data, _sampling
-from pydepmicro.model._model import MIN_OBSERVED_SHARE
+from pydepmicro.model._model import MIN_OBSERVED_SHARE, _calibration_samples, _split
 
 PASSES = ("vae", "mean")
 LABEL = {"vae": "VAE's", "mean": "denoiser's"}
@@ -106,7 +108,19 @@ def run_settings(folder: Path) -> tuple[BenchmarkSettings, str]:
     return BenchmarkSettings(**given), latest["data"]
 
 
-def rescore(folder: Path, data_dir: str | None) -> list[dict]:
+def recalibrate(model: DepMicroDiff, fed, seed: int, samples: str) -> None:
+    """Calibrate the model's dropout thresholds again, as fit does, on ``samples``: "validation" (fit's
+    own: the same thresholds, a check) or "all" (every sample with reads, at most
+    ``CALIBRATION_MAX_ROWS``, the trained-on ones included)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # samples without reads are left out, as fit leaves them
+        rows = _data.training_rows(fed)
+        if samples == "validation":
+            rows = _calibration_samples(*_split(rows, 0.1, seed))  # fit's split (val_fraction 0.1) and choice
+        model.training["fit"]["dropout_threshold"] = model._calibrate_dropout(fed, rows, seed=seed)
+
+
+def rescore(folder: Path, data_dir: str | None, calibrate_on: str = "saved") -> list[dict]:
     settings, data_used = run_settings(folder)
     targets, _ = load_data(data_dir or data_used, settings)
     bench = pd.read_csv(folder / "results.csv")
@@ -120,6 +134,12 @@ def rescore(folder: Path, data_dir: str | None) -> list[dict]:
         mask = EvalMask.load(folder / "masks" / f"{name}-{variant_label('p1', settings)}-s{seed}.npz")
         truth, fed = blind_input(table, mask, settings)
         model = DepMicroDiff.load(model_dir, device="cpu")
+        saved = {k: model.dropout_threshold(k) for k in PASSES}
+        if calibrate_on != "saved":
+            recalibrate(model, fed, seed, calibrate_on)
+            if calibrate_on == "validation" and any(model.dropout_threshold(k) != v for k, v in saved.items()):
+                raise SystemExit(f"{model_dir}: calibrating again on fit's samples gave other thresholds "
+                                 f"{[model.dropout_threshold(k) for k in PASSES]} than saved {list(saved.values())}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             passes, context = pass_estimates(model, fed, settings.sampler)
@@ -148,7 +168,7 @@ def rescore(folder: Path, data_dir: str | None) -> list[dict]:
         # the benchmark's row is the default, both steps from the denoiser's pass: the same numbers or a bug
         ref = bench[(bench.data == name) & (bench.regime == "blind") & (bench.variant == "p1") & (bench.seed == seed)
                     & (bench.method == "depmicrodiff") & (bench.status == "ok")]
-        if len(ref):
+        if len(ref) and calibrate_on != "all":
             mine = rows[-1]
             for k in (*METRICS, "presence_auroc"):
                 if not np.isclose(mine[k], float(ref[k].iloc[0]), rtol=0, atol=1e-6):
@@ -161,9 +181,12 @@ def main() -> None:
     ap.add_argument("folders", nargs="+", type=Path, help="depmicro benchmark --out folders with blind P1 main models")
     ap.add_argument("--data", help="the TCMA folder, when not where the benchmark read it (its run.json)")
     ap.add_argument("--csv", type=Path, help="also write every line here")
+    ap.add_argument("--calibrate-on", choices=("saved", "validation", "all"), default="saved",
+                    help="the dropout thresholds: as saved at fit; calibrated again on fit's validation samples "
+                         "(a check: the same); or on every sample with reads (trained-on ones included)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rows = [row for folder in args.folders for row in rescore(folder, args.data)]
+    rows = [row for folder in args.folders for row in rescore(folder, args.data, args.calibrate_on)]
     if not rows:
         raise SystemExit("no blind P1 main model (models/NAME-blind-p1-sSEED) in those folders")
     frame = pd.DataFrame(rows)
