@@ -115,8 +115,9 @@ def recalibrate(model: DepMicroDiff, fed, seed: int, samples: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # samples without reads are left out, as fit leaves them
         rows = _data.training_rows(fed)
-        if samples == "validation":
-            rows = _calibration_samples(*_split(rows, 0.1, seed))  # fit's split (val_fraction 0.1) and choice
+        if samples == "validation":  # fit's split and choice
+            fit = model.training["fit"]
+            rows = _calibration_samples(*_split(rows, fit.get("val_fraction", 0.1), fit.get("seed", seed)))
         model.training["fit"]["dropout_threshold"] = model._calibrate_dropout(fed, rows, seed=seed)
 
 
