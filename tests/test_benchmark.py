@@ -476,9 +476,9 @@ def test_presence_pass_script_rescores_the_benchmark_and_matches_impute(tmp_path
     import sys
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "inst" / "scripts"))
-    from check_presence_pass import blind_input, rescore, run_settings
+    from check_presence_pass import rescore, run_settings
 
-    from pydepmicro.benchmark.run import load_data
+    from pydepmicro.benchmark.run import load_data, model_input
     from pydepmicro.evaluate import EvalMask, imputation_metrics
     from pydepmicro.model import DepMicroDiff
 
@@ -490,10 +490,10 @@ def test_presence_pass_script_rescores_the_benchmark_and_matches_impute(tmp_path
         ("vae", "vae"), ("vae", "mean"), ("mean", "vae"), ("mean", "mean")}
     settings, _ = run_settings(out)
     table = load_data("example", settings)[0]["example"]
-    truth, fed = blind_input(table, EvalMask.load(out / "masks" / "example-p1-s0.npz"), settings)
+    mask = EvalMask.load(out / "masks" / "example-p1-s0.npz")
+    truth, fed = model_input(table, mask, "blind", settings)
     model = DepMicroDiff.load(out / "models" / "example-blind-p1-s0", device="cpu")
     counts = model.impute(fed, draws=0, estimate="vae", progress=False).table.counts
-    mask = EvalMask.load(out / "masks" / "example-p1-s0.npz")
     want = imputation_metrics(truth, np.log1p(np.nan_to_num(counts)) / math.log(settings.log_base), mask,
                               regime="blind")
     got = rows[(rows.presence == "vae") & (rows.abundance == "vae")].iloc[0]

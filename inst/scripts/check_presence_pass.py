@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import warnings
 from dataclasses import fields
@@ -37,24 +36,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pydepmicro.benchmark.run import BenchmarkSettings, load_data, variant_label
+from pydepmicro.benchmark.run import BenchmarkSettings, _log, load_data, model_input, variant_label
 from pydepmicro.evaluate import imputation_metrics
 from pydepmicro.evaluate.metrics import auroc
-from pydepmicro.evaluate.masks import EvalMask, masked_log_inputs
+from pydepmicro.evaluate.masks import EvalMask
 from pydepmicro.model import DepMicroDiff, _data, _sampling
-from pydepmicro.model._model import MIN_OBSERVED_SHARE, _calibration_samples, _split
+from pydepmicro.model._model import MIN_OBSERVED_SHARE, _calibration_samples, _split, youden_threshold
 
 PASSES = ("vae", "mean")
 LABEL = {"vae": "VAE's", "mean": "denoiser's"}
 METRICS = ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc")
 G1_FALSE_FILL = 0.05  # issue 5's G1: at most 5% of the true zeros filled
 MODEL_DIR = re.compile(r"^(?P<data>\w+)-blind-p1-s(?P<seed>\d+)$")
-
-
-def blind_input(table, mask: EvalMask, settings: BenchmarkSettings):
-    """Truth (log scale) and the table the benchmark feeds the model for a blind mask."""
-    truth, x = masked_log_inputs(table, mask, "blind", base=settings.log_base)
-    return truth, table.with_counts(np.power(settings.log_base, x) - 1.0)  # relative abundance x 100; hidden 0
 
 
 def pass_estimates(model: DepMicroDiff, fed, sampler: str) -> tuple[dict, tuple]:
@@ -87,17 +80,13 @@ def combine(model, fed, passes, context, presence: str, abundance: str, threshol
     return result.table.counts, result.options["n_zeros_replaced"]
 
 
-def oracle_threshold(dropouts: np.ndarray, true_zeros: np.ndarray, max_false_fill: float = G1_FALSE_FILL) -> float:
+def oracle_threshold(dropouts: np.ndarray, true_zeros: np.ndarray) -> float:
     """The threshold that maximises Youden's J on the mask itself (its dropouts against its true zeros)
-    among those that fill at most ``max_false_fill`` of the true zeros: a ceiling read off the answers,
-    not a method; placed as fit's calibration places its own."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, thresholds = roc_curve(np.r_[np.ones(len(dropouts)), np.zeros(len(true_zeros))],
-                                     np.r_[dropouts, true_zeros])
-    best = int(np.argmax(np.where(fpr <= max_false_fill, tpr - fpr, -np.inf)))
-    lower = thresholds[best + 1] if best + 1 < len(thresholds) else 0.0
-    return float(np.clip((thresholds[best] + lower) / 2, 1e-4, 1 - 1e-4))
+    among those that fill at most G1's share of the true zeros: a ceiling read off the answers, not a
+    method; placed as fit's calibration places its own (0.5 when none separates them)."""
+    best = youden_threshold(np.r_[np.ones(len(dropouts)), np.zeros(len(true_zeros))], np.r_[dropouts, true_zeros],
+                            max_fpr=G1_FALSE_FILL)
+    return _sampling.DEFAULT_DROPOUT_THRESHOLD if best is None else best
 
 
 def run_settings(folder: Path) -> tuple[BenchmarkSettings, str]:
@@ -133,7 +122,7 @@ def rescore(folder: Path, data_dir: str | None, calibrate_on: str = "saved") -> 
         name, seed = match["data"], int(match["seed"])
         table = targets[name]
         mask = EvalMask.load(folder / "masks" / f"{name}-{variant_label('p1', settings)}-s{seed}.npz")
-        truth, fed = blind_input(table, mask, settings)
+        truth, fed = model_input(table, mask, "blind", settings)
         model = DepMicroDiff.load(model_dir, device="cpu")
         saved = {k: model.dropout_threshold(k) for k in PASSES}
         if calibrate_on != "saved":
@@ -153,8 +142,8 @@ def rescore(folder: Path, data_dir: str | None, calibrate_on: str = "saved") -> 
                {**prob, "average": (prob["vae"] + prob["mean"]) / 2}.items()}
         oracle = {k: oracle_threshold(p[mask.drawn], p[true_zero]) for k, p in prob.items()}
 
-        def score(counts):
-            est = np.where(np.isnan(counts), 0.0, np.log1p(np.nan_to_num(counts)) / math.log(settings.log_base))
+        def score(counts):  # as the benchmark reads a result (run._model_estimates)
+            est = np.where(np.isnan(counts), 0.0, _log(np.nan_to_num(counts), settings.log_base))
             return imputation_metrics(truth, est, mask, regime="blind")
         for presence in PASSES:
             for abundance in PASSES:

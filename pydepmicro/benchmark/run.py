@@ -427,6 +427,14 @@ def _log(values: np.ndarray, base: float) -> np.ndarray:
     return np.log1p(values) / math.log(base)
 
 
+def model_input(table: MicrobiomeTable, mask, regime: str, settings: BenchmarkSettings
+                ) -> tuple[np.ndarray, MicrobiomeTable]:
+    """Truth on the benchmark's log scale (n, q) and the masked table DepMicroDiff is fed: relative
+    abundance x 100, hidden entries 0 (blind) or NaN (aware)."""
+    truth, x = masked_log_inputs(table, mask, regime, base=settings.log_base)
+    return truth, table.with_counts(np.power(settings.log_base, x) - 1.0)
+
+
 def _model_estimates(result, fed: MicrobiomeTable, settings: BenchmarkSettings, scale: float):
     """Point estimate, the model's 90% interval, the 5-95% quantiles of its draws and the presence
     probability, all on the truth's log scale; NaN (samples the model left alone) -> 0.
@@ -642,8 +650,7 @@ def _run_model_jobs(ctx, jobs, settings, store, pretrainer, others, out: Path, e
                and not (j.zeros and ctx["regime"] == "aware")]
     if not pending:
         return
-    truth, x = masked_log_inputs(ctx["table"], ctx["mask"], ctx["regime"], base=settings.log_base)
-    fed = ctx["table"].with_counts(np.power(settings.log_base, x) - 1.0)  # relative abundance x 100; hidden 0/NaN
+    truth, fed = model_input(ctx["table"], ctx["mask"], ctx["regime"], settings)
     scale = 100.0
     zeros = "keep" if ctx["regime"] == "aware" else "auto"
     # aware: the baselines see the masked values on the scale of the original totals, so the model is told

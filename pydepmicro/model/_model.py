@@ -724,8 +724,6 @@ class DepMicroDiff:
         are dropouts. On TCMA the fixed 0.5 filled 40% of COAD's true zeros from the denoiser's pass.
         Returns {"vae": float, "mean": float, "rows": int, "rounds": int, "dropouts": int, "seconds": float}.
         """
-        from sklearn.metrics import roc_curve
-
         start = time.perf_counter()
         rows = _calibration_rows(rows, np.random.default_rng(seed), CALIBRATION_MAX_ROWS)
         rng = np.random.default_rng([seed, 1])
@@ -754,13 +752,9 @@ class DepMicroDiff:
             score = np.concatenate([*parts, as_they_are[name][negative]])
             out[name] = _sampling.DEFAULT_DROPOUT_THRESHOLD
             if 0 < y.sum() < len(y):
-                fpr, tpr, thresholds = roc_curve(y, score)
-                best = int(np.argmax(tpr - fpr))
-                if tpr[best] > fpr[best]:
-                    # roc_curve counts score >= threshold; impute replaces prob > threshold: take the middle of
-                    # the gap to the next lower score
-                    lower = thresholds[best + 1] if best + 1 < len(thresholds) else 0.0
-                    out[name] = round(float(np.clip((thresholds[best] + lower) / 2, 1e-4, 1 - 1e-4)), 6)
+                best = youden_threshold(y, score)
+                if best is not None:
+                    out[name] = round(best, 6)
         return {**out, "rows": int(len(rows)), "rounds": CALIBRATION_ROUNDS, "dropouts": int(y.sum()),
                 "seconds": round(time.perf_counter() - start, 2)}
 
@@ -1034,6 +1028,22 @@ def _one_lost_entry(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n_nonzero = nonzero.sum(axis=1)
     pick = np.floor(rng.random(len(counts)) * n_nonzero).astype(int)  # which of the sample's nonzero entries
     return nonzero & (np.cumsum(nonzero, axis=1) - 1 == pick[:, None]) & (n_nonzero >= 2)[:, None]
+
+
+def youden_threshold(y: np.ndarray, score: np.ndarray, max_fpr: float = 1.0) -> float | None:
+    """The presence-probability threshold with the largest Youden's J (share of positives above it minus
+    share of negatives above it) among those with at most ``max_fpr`` of the negatives above, or None
+    when no threshold has J > 0. ``y`` (m,) 1 = positive; ``score`` (m,)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(y, score)
+    best = int(np.argmax(np.where(fpr <= max_fpr, tpr - fpr, -np.inf)))
+    if not tpr[best] > fpr[best]:
+        return None
+    # roc_curve counts score >= threshold; impute replaces prob > threshold: take the middle of the gap to
+    # the next lower score
+    lower = thresholds[best + 1] if best + 1 < len(thresholds) else 0.0
+    return float(np.clip((thresholds[best] + lower) / 2, 1e-4, 1 - 1e-4))
 
 
 def _calibration_samples(train_rows: np.ndarray, val_rows: np.ndarray) -> np.ndarray:
