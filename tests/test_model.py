@@ -159,7 +159,7 @@ def test_fit_calibrates_the_dropout_threshold_on_simulated_dropouts(model, table
     default = model.impute(table, draws=0, progress=False)
     assert given.options["dropout_threshold"] == 0.9
     assert np.array_equal(given.imputed[zero], given.dropout_prob[zero] > 0.9)
-    assert np.array_equal(default.imputed[zero], default.dropout_prob[zero] > calibrated["vae"])
+    assert np.array_equal(default.imputed[zero], default.dropout_prob[zero] > calibrated["mean"])
     assert model.impute(table, draws=0, estimate="mean", progress=False).options["dropout_threshold"] == \
         calibrated["mean"]
     with pytest.raises(InvalidOptionError, match="dropout_threshold"):

@@ -473,8 +473,10 @@ class DepMicroDiff:
             **({} if dist is None else {"world_size": dist.world_size}),
         })
         if generate_fraction < 1.0:  # a generation model cannot impute
+            # the threshold on every sample with reads (trained-on ones included), the spread on held-out ones
+            self.training["fit"]["dropout_threshold"] = {**self._calibrate_dropout(table, rows, seed=seed),
+                                                         "samples": "all"}
             held_out = _calibration_samples(train_rows, val_rows)
-            self.training["fit"]["dropout_threshold"] = self._calibrate_dropout(table, held_out, seed=seed)
             self.training["fit"]["spread_scale"] = self._calibrate_spread(table, held_out, max_hide=max_hide, seed=seed,
                                                                           library_size=library_size)
 
