@@ -29,7 +29,7 @@ from pydepmicro.errors import (  # noqa: E402
     OutputExistsError,
 )
 from pydepmicro.model import DepMicroDiff, impute, parse_sampler  # noqa: E402
-from pydepmicro.model._model import CALIBRATION_ROUNDS  # noqa: E402
+from pydepmicro.model._model import CALIBRATION_MAX_ROWS, CALIBRATION_ROUNDS  # noqa: E402
 from pydepmicro.table import MicrobiomeTable  # noqa: E402
 
 TINY = dict(d_z=2, vae_d_model=16, vae_layers=1, vae_heads=2, d_model=16, n_layers=1, n_heads=2, n_blocks=3,
@@ -148,7 +148,11 @@ def test_fit_calibrates_the_dropout_threshold_on_simulated_dropouts(model, table
     (the denoiser's for "auto") unless given one."""
     calibrated = model.training["fit"]["dropout_threshold"]
     assert 0 < calibrated["vae"] < 1 and 0 < calibrated["mean"] < 1
-    assert calibrated["rows"] > 0 and calibrated["rounds"] >= 1
+    assert calibrated["rounds"] >= 1
+    # on every sample with reads, trained-on ones included, not the validation samples alone
+    with_reads = int((np.nansum(table.counts, axis=1) > 0).sum())
+    assert calibrated["samples"] == "all"
+    assert calibrated["rows"] == min(with_reads, CALIBRATION_MAX_ROWS) > model.training["fit"]["n_val"] > 0
     assert model.dropout_threshold() == model.dropout_threshold("mean") == calibrated["mean"]
     assert model.dropout_threshold("vae") == calibrated["vae"]
     assert model.dropout_threshold("draws") == 0.5  # the draws' averaged probability is not calibrated

@@ -65,7 +65,7 @@ plot_history(model.history_frame, out / "training_curves.png")
 # deviation of the draws, scaled by a factor calibrated at fit so that value +- 1.645 spread held 90%
 # of held-out truths (`model.spread_scale()`; `estimate="draws"` would average the draws instead). `zeros="auto"` replaces a
 # zero only when the model's presence probability says it is a dropout: above the threshold the
-# model calibrated at fit on simulated dropouts of its validation samples
+# model calibrated at fit on simulated dropouts of its own samples
 # (`model.dropout_threshold()`); `"keep"` fills only missing (NaN) entries; `"impute"` replaces every
 # zero. Observed nonzero counts are never touched.
 

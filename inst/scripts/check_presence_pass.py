@@ -19,8 +19,9 @@ Prints one line per mask and combination (pooled PCC, median per-taxon PCC, fals
 AUROC, zeros filled; without a threshold, the presence pass's presence AUROC and that of the two
 passes' average; and false-fill and dropout AUROC at the oracle threshold, the best Youden's J on the mask's own
 answers that fills at most 5% of its true zeros (G1's limit): a ceiling, not a method) and the means
-over the masks per combination. ``--calibrate-on all`` calibrates the thresholds again on every sample
-with reads instead of fit's validation samples (minutes per mask). Imputation only: seconds per mask.
+over the masks per combination. ``--calibrate-on all|validation`` calibrates the thresholds again on
+every sample with reads (what fit does since ce2c138) or on fit's validation samples (what it did
+before) (minutes per mask). Imputation only: seconds per mask.
 """
 
 from __future__ import annotations
@@ -97,10 +98,15 @@ def run_settings(folder: Path) -> tuple[BenchmarkSettings, str]:
     return BenchmarkSettings(**given), latest["data"]
 
 
+def calibrated_on(model: DepMicroDiff) -> str:
+    """The samples fit calibrated the model's dropout thresholds on: "all" (since ce2c138) or "validation"."""
+    return model.training["fit"].get("dropout_threshold", {}).get("samples", "validation")
+
+
 def recalibrate(model: DepMicroDiff, fed, seed: int, samples: str) -> None:
     """Calibrate the model's dropout thresholds again, as fit does, on ``samples``: "validation" (fit's
-    own: the same thresholds, a check) or "all" (every sample with reads, at most
-    ``CALIBRATION_MAX_ROWS``, the trained-on ones included)."""
+    validation samples) or "all" (every sample with reads, at most ``CALIBRATION_MAX_ROWS``, the
+    trained-on ones included). On the samples fit calibrated on, the thresholds are the saved ones."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # samples without reads are left out, as fit leaves them
         rows = _data.training_rows(fed)
@@ -125,9 +131,10 @@ def rescore(folder: Path, data_dir: str | None, calibrate_on: str = "saved") -> 
         truth, fed = model_input(table, mask, "blind", settings)
         model = DepMicroDiff.load(model_dir, device="cpu")
         saved = {k: model.dropout_threshold(k) for k in PASSES}
+        own = calibrated_on(model)
         if calibrate_on != "saved":
             recalibrate(model, fed, seed, calibrate_on)
-            if calibrate_on == "validation" and any(model.dropout_threshold(k) != v for k, v in saved.items()):
+            if calibrate_on == own and any(model.dropout_threshold(k) != v for k, v in saved.items()):
                 raise SystemExit(f"{model_dir}: calibrating again on fit's samples gave other thresholds "
                                  f"{[model.dropout_threshold(k) for k in PASSES]} than saved {list(saved.values())}")
         with warnings.catch_warnings():
@@ -158,7 +165,7 @@ def rescore(folder: Path, data_dir: str | None, calibrate_on: str = "saved") -> 
         # the benchmark's row is the default, both steps from the denoiser's pass: the same numbers or a bug
         ref = bench[(bench.data == name) & (bench.regime == "blind") & (bench.variant == "p1") & (bench.seed == seed)
                     & (bench.method == "depmicrodiff") & (bench.status == "ok")]
-        if len(ref) and calibrate_on != "all":
+        if len(ref) and calibrate_on in ("saved", own):
             mine = rows[-1]
             for k in (*METRICS, "presence_auroc"):
                 if not np.isclose(mine[k], float(ref[k].iloc[0]), rtol=0, atol=1e-6):
@@ -172,8 +179,9 @@ def main() -> None:
     ap.add_argument("--data", help="the TCMA folder, when not where the benchmark read it (its run.json)")
     ap.add_argument("--csv", type=Path, help="also write every line here")
     ap.add_argument("--calibrate-on", choices=("saved", "validation", "all"), default="saved",
-                    help="the dropout thresholds: as saved at fit; calibrated again on fit's validation samples "
-                         "(a check: the same); or on every sample with reads (trained-on ones included)")
+                    help="the dropout thresholds: as saved at fit; or calibrated again on fit's validation "
+                         "samples, or on every sample with reads (trained-on ones included); on the samples fit "
+                         "calibrated on, a check: the same thresholds")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = [row for folder in args.folders for row in rescore(folder, args.data, args.calibrate_on)]

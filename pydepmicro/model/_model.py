@@ -52,10 +52,11 @@ MIN_OBSERVED_SHARE = 0.05
 PRETRAIN_LR = 3e-3
 
 # fit's calibration of the zeros="auto" threshold (DepMicroDiff._calibrate_dropout): rounds of simulated
-# dropouts on the validation samples, one per sample and round (32 rounds: 1,728 dropouts on COAD's 54
-# validation samples; the threshold is noisy with few, as 4 rounds of the earlier up-to-30% drops showed:
-# it moved by up to 0.3 with their seed), the fewest validation samples used (else the training ones), and
-# the most samples used (a bound on its time for large tables)
+# dropouts on every sample with reads, one per sample and round (32 rounds: 1,728 dropouts on COAD's 54
+# validation samples, the samples it used until ce2c138; the threshold is noisy with few, as 4 rounds
+# of the earlier up-to-30% drops showed: it moved by up to 0.3 with their seed), the fewest validation
+# samples the spread's calibration uses (else the training ones), and the most samples used (a bound on its
+# time for large tables)
 CALIBRATION_ROUNDS = 32
 CALIBRATION_MIN_ROWS = 10
 CALIBRATION_MAX_ROWS = 250
@@ -600,8 +601,8 @@ class DepMicroDiff:
             the model expects given presence.
         dropout_threshold : float in (0, 1), optional
             Default: the threshold calibrated when the model was fitted, on simulated dropouts of its
-            validation samples (:meth:`dropout_threshold`; 0.5 for ``estimate="draws"`` and older
-            models). Higher: fewer zeros filled, fewer true absences filled by mistake.
+            samples (:meth:`dropout_threshold`; 0.5 for ``estimate="draws"`` and older models).
+            Higher: fewer zeros filled, fewer true absences filled by mistake.
         seed : int
             Seeds the draws: the same model, table and seed give the same output on the CPU.
         batch_size : int
@@ -710,8 +711,10 @@ class DepMicroDiff:
     def _calibrate_dropout(self, table: MicrobiomeTable, rows: np.ndarray, *, seed: int) -> dict:
         """Thresholds of ``impute(zeros="auto")`` on the presence probability, per deterministic pass.
 
-        Dropouts are simulated on the samples ``rows`` of ``table`` (fit passes the validation samples,
-        never trained on): in each of :data:`CALIBRATION_ROUNDS` rounds every sample with two or more
+        Dropouts are simulated on the samples ``rows`` of ``table`` (fit passes every sample with reads,
+        trained-on ones included, at most :data:`CALIBRATION_MAX_ROWS`: on the TCMA selection masks that
+        ranked dropouts better than the ~55 validation samples alone; README, "The dropout threshold is
+        calibrated at fit"): in each of :data:`CALIBRATION_ROUNDS` rounds every sample with two or more
         nonzero entries loses one of them, set to zero as a dropout would, and both passes ("vae",
         "mean") give each zero its presence probability. The samples' own zeros are scored in the
         samples as they are. Both are scored in samples as impute will see them, or within one entry of
