@@ -501,8 +501,7 @@ def test_presence_pass_script_rescores_the_benchmark_and_matches_impute(tmp_path
         assert got[key] == pytest.approx(want[key], abs=1e-12), key
     # fit's calibration, run again from the saved model on fit's own samples, gives the saved thresholds
     # (the script stops otherwise) and so the same lines
-    assert DepMicroDiff.load(out / "models" / "example-blind-p1-s0").training["fit"]["dropout_threshold"][
-        "samples"] == "all"
+    assert model.training["fit"]["dropout_threshold"]["samples"] == "all"
     again = pd.DataFrame(rescore(out, None, "all"))
     pd.testing.assert_frame_equal(again, rows)
     # each step takes its own pass: the presence decision alone sets how many zeros are filled

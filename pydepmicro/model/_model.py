@@ -1052,7 +1052,8 @@ def youden_threshold(y: np.ndarray, score: np.ndarray, max_fpr: float = 1.0) -> 
 
 
 def _calibration_samples(train_rows: np.ndarray, val_rows: np.ndarray) -> np.ndarray:
-    """The samples fit calibrates on: the validation ones, never trained on, when there are enough."""
+    """The samples fit calibrates the spread on: the validation ones, never trained on, when there are
+    enough (the dropout threshold takes every sample with reads)."""
     return val_rows if len(val_rows) >= CALIBRATION_MIN_ROWS else train_rows
 
 
