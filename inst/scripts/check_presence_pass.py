@@ -42,7 +42,7 @@ from pydepmicro.evaluate import imputation_metrics
 from pydepmicro.evaluate.metrics import auroc
 from pydepmicro.evaluate.masks import EvalMask
 from pydepmicro.model import DepMicroDiff, _data, _sampling
-from pydepmicro.model._model import MIN_OBSERVED_SHARE, _calibration_samples, _split, youden_threshold
+from pydepmicro.model._model import MIN_OBSERVED_SHARE, _spread_samples, _split, youden_threshold
 
 PASSES = ("vae", "mean")
 LABEL = {"vae": "VAE's", "mean": "denoiser's"}
@@ -110,9 +110,9 @@ def recalibrate(model: DepMicroDiff, fed, seed: int, samples: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # samples without reads are left out, as fit leaves them
         rows = _data.training_rows(fed)
-        if samples == "validation":  # fit's split and choice
+        if samples == "validation":  # fit's split and its choice before ce2c138, the spread's still
             fit = model.training["fit"]
-            rows = _calibration_samples(*_split(rows, fit.get("val_fraction", 0.1), fit.get("seed", seed)))
+            rows = _spread_samples(*_split(rows, fit.get("val_fraction", 0.1), fit.get("seed", seed)))
         model.training["fit"]["dropout_threshold"] = model._calibrate_dropout(fed, rows, seed=seed)
 
 

@@ -1,9 +1,10 @@
 """A saved blind P1 benchmark model scored again, with its fit's dropout threshold and with the one the
-current code's calibration gives.
+current code's calibration gives (on every sample with reads, the trained-on ones included, since
+ce2c138; models fitted before then were calibrated on fit's validation samples).
 
 The calibration runs after training and draws from its own seeded generator, so a model fitted again
-at the current code would have the same weights and the new threshold: this gives the row that a new
-benchmark run would write, without the fit. The "fit" row must equal the folder's results.csv row
+at the current code would have the same training and the new threshold: this gives the row that a new
+benchmark run would write, without the fit. On a model fitted at the current code, "new" is "fit". The "fit" row must equal the folder's results.csv row
 (printed beside it as "recorded"), which checks that the scoring is the benchmark's.
 
     python inst/scripts/rescore_calibration.py BENCH_OUT --cancer coad --seed 0 [--data ../shared/data/tcma]
@@ -23,7 +24,6 @@ from check_dropout_limit import saved_blind  # the same script folder
 from pydepmicro.benchmark.run import BenchmarkSettings, _model_estimates
 from pydepmicro.evaluate.metrics import imputation_metrics
 from pydepmicro.model import _data
-from pydepmicro.model._model import _calibration_samples, _split
 
 COLUMNS = ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "rmse")
 
@@ -33,9 +33,8 @@ def main() -> None:
                                                       needs="models/, masks/ and results.csv")
     settings = BenchmarkSettings()  # the benchmark's draws and sampler; its log base is e, as saved_blind's
     fitted = dict(model.training["fit"]["dropout_threshold"])
-    # the samples fit calibrated on: the benchmark fits with seed = the mask's seed
-    train, val = _split(_data.training_rows(fed), model.training["fit"].get("val_fraction", 0.1), args.seed)
-    new = model._calibrate_dropout(fed, _calibration_samples(train, val), seed=args.seed)
+    # fit's calibration at the current code: every sample with reads; the benchmark fits with seed = the mask's seed
+    new = {**model._calibrate_dropout(fed, _data.training_rows(fed), seed=args.seed), "samples": "all"}
 
     rows = {}
     for name, calibration in (("fit", fitted), ("new", new)):

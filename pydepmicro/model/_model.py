@@ -54,17 +54,16 @@ PRETRAIN_LR = 3e-3
 # fit's calibration of the zeros="auto" threshold (DepMicroDiff._calibrate_dropout): rounds of simulated
 # dropouts on every sample with reads, one per sample and round (32 rounds: 1,728 dropouts on COAD's 54
 # validation samples, the samples it used until ce2c138; the threshold is noisy with few, as 4 rounds
-# of the earlier up-to-30% drops showed: it moved by up to 0.3 with their seed), the fewest validation
-# samples the spread's calibration uses (else the training ones), and the most samples used (a bound on its
-# time for large tables)
+# of the earlier up-to-30% drops showed: it moved by up to 0.3 with their seed) and the most samples used
+# (a bound on its time for large tables)
 CALIBRATION_ROUNDS = 32
-CALIBRATION_MIN_ROWS = 10
 CALIBRATION_MAX_ROWS = 250
 # ... and of the spread (DepMicroDiff._calibrate_spread): rounds of hidden entries (each an imputation
 # with draws), the least share of nonzero entries a round may hide (a model trained with max_hide=0 is
-# still calibrated), the most samples used, and the interval the spread is scaled for (estimate +- 1.645
-# spread holds 90%)
+# still calibrated), the fewest validation samples it uses (else the training ones), the most samples
+# used, and the interval the spread is scaled for (estimate +- 1.645 spread holds 90%)
 SPREAD_ROUNDS = 2
+SPREAD_MIN_VAL_ROWS = 10
 SPREAD_MIN_HIDE = 0.1
 SPREAD_MAX_ROWS = 1000
 SPREAD_LEVEL = 0.90
@@ -477,7 +476,7 @@ class DepMicroDiff:
             # the threshold on every sample with reads (trained-on ones included), the spread on held-out ones
             self.training["fit"]["dropout_threshold"] = {**self._calibrate_dropout(table, rows, seed=seed),
                                                          "samples": "all"}
-            held_out = _calibration_samples(train_rows, val_rows)
+            held_out = _spread_samples(train_rows, val_rows)
             self.training["fit"]["spread_scale"] = self._calibrate_spread(table, held_out, max_hide=max_hide, seed=seed,
                                                                           library_size=library_size)
 
@@ -1051,10 +1050,10 @@ def youden_threshold(y: np.ndarray, score: np.ndarray, max_fpr: float = 1.0) -> 
     return float(np.clip((thresholds[best] + lower) / 2, 1e-4, 1 - 1e-4))
 
 
-def _calibration_samples(train_rows: np.ndarray, val_rows: np.ndarray) -> np.ndarray:
+def _spread_samples(train_rows: np.ndarray, val_rows: np.ndarray) -> np.ndarray:
     """The samples fit calibrates the spread on: the validation ones, never trained on, when there are
     enough (the dropout threshold takes every sample with reads)."""
-    return val_rows if len(val_rows) >= CALIBRATION_MIN_ROWS else train_rows
+    return val_rows if len(val_rows) >= SPREAD_MIN_VAL_ROWS else train_rows
 
 
 def _calibration_rows(rows: np.ndarray, rng: np.random.Generator, limit: int) -> np.ndarray:
