@@ -463,11 +463,15 @@ def test_ablation_figures_pair_the_main_model_with_the_ablations_masks_only():
     base = dict(data="coad", regime="blind", variant="p1")
     rows = [dict(base, method="depmicrodiff", seed=s, pcc=0.9 + s / 100) for s in range(5)]
     rows += [dict(base, method="depmicrodiff/sampler_vae", seed=0, pcc=0.8),
-             dict(base, method="depmicrodiff", seed=0, data="stad", pcc=0.5)]
+             dict(base, method="depmicrodiff", seed=0, data="stad", pcc=0.5),
+             # the main model's own sampler: run.py repeats the main row's numbers and says so
+             dict(base, method="depmicrodiff/sampler_ddim_10", seed=0, data="stad", pcc=0.5,
+                  note="same configuration as depmicrodiff (numbers repeated)")]
     picked = _ablation_rows(pd.DataFrame(rows), ("sampler",))
     main = picked[picked.method == "depmicrodiff"]
-    assert list(main.seed) == [0] and list(main.data) == ["coad"]  # seeds 1-4 and STAD have no sampler row
-    assert "depmicrodiff/sampler_vae" in set(picked.method)
+    # seeds 1-4 have no sampler row, and STAD's only one repeats the main row: it is no measurement
+    assert list(main.seed) == [0] and list(main.data) == ["coad"]
+    assert set(picked.method) == {"depmicrodiff", "depmicrodiff/sampler_vae"}
 
 
 def test_presence_pass_script_rescores_the_benchmark_and_matches_impute(tmp_path):

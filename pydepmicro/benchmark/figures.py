@@ -118,6 +118,8 @@ def _ablation_rows(ok: pd.DataFrame, groups) -> pd.DataFrame:
     names = with_references(n for n, a in ABLATIONS.items() if a.group in groups)
     names = [f"{MODEL}/{n}" for n in names]
     abl = ok[ok.method.isin(names)]
+    if "note" in abl:  # a row that repeats its reference's configuration (its note says so) measured nothing
+        abl = abl[abl.note.fillna("") == ""]
     if abl.empty:
         return abl
     # the main rows of the same masks only, so that a figure pairs like with like when the main model ran
