@@ -4,8 +4,9 @@ ce2c138; models fitted before then were calibrated on fit's validation samples).
 
 The calibration runs after training and draws from its own seeded generator, so a model fitted again
 at the current code would have the same training and the new threshold: this gives the row that a new
-benchmark run would write, without the fit. On a model fitted at the current code, "new" is "fit". The "fit" row must equal the folder's results.csv row
-(printed beside it as "recorded"), which checks that the scoring is the benchmark's.
+benchmark run would write, without the fit. On a model fitted at the current code, "new" is "fit". The
+"fit" row must equal the folder's results.csv row (printed beside it as "recorded"), which checks that
+the scoring is the benchmark's.
 
     python inst/scripts/rescore_calibration.py BENCH_OUT --cancer coad --seed 0 [--data ../shared/data/tcma]
 
