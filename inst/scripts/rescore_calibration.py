@@ -21,10 +21,10 @@ import json
 
 import pandas as pd
 from check_dropout_limit import saved_blind  # the same script folder
+from check_presence_pass import recalibrate
 
 from pydepmicro.benchmark.run import BenchmarkSettings, _model_estimates
 from pydepmicro.evaluate.metrics import imputation_metrics
-from pydepmicro.model import _data
 
 COLUMNS = ("pcc", "per_taxon_pcc", "false_fill", "dropout_auroc", "rmse")
 
@@ -34,8 +34,9 @@ def main() -> None:
                                                       needs="models/, masks/ and results.csv")
     settings = BenchmarkSettings()  # the benchmark's draws and sampler; its log base is e, as saved_blind's
     fitted = dict(model.training["fit"]["dropout_threshold"])
-    # fit's calibration at the current code: every sample with reads; the benchmark fits with seed = the mask's seed
-    new = {**model._calibrate_dropout(fed, _data.training_rows(fed), seed=args.seed), "samples": "all"}
+    # fit's calibration at the current code (every sample with reads); the benchmark fits with seed = the mask's seed
+    recalibrate(model, fed, args.seed, "all")
+    new = dict(model.training["fit"]["dropout_threshold"])
 
     rows = {}
     for name, calibration in (("fit", fitted), ("new", new)):
